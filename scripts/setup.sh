@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Set up warpd_ros for development on a machine without a ROS 2 install:
+#   a venv (.venv) with pinned ROS 2 "kilted" wheels, torch==2.13.0 and the ML stack; the
+#   messages in msg/ built with rosidl into that venv; warpd_ros + warpd_core installed editable.
+#
+# Idempotent: every step remembers what it did (a stamp in .venv/) and is skipped while its
+# inputs are unchanged; the message build is incremental (cmake). Safe to run again at any time.
+#
+# Environment:
+#   PYTHON=python3.11   interpreter to build the venv from (3.10 .. 3.14; ROS wheels exist for those)
+#   WARPD_VENV=.venv    where the venv lives
+#   WARPD_QUIET=1       print only failures and the final line
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${WARPD_VENV:-$ROOT/.venv}"
+case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
+LOGS="$ROOT/build/setup-logs"
+BUILD="$ROOT/build/msgs"
+mkdir -p "$LOGS"
+# A shell that already runs another ROS-wheels venv carries its bootstrap marker; this venv's
+# interpreter must set up its own library path.
+unset _ROS_WHEELS_BOOTSTRAP_COMPLETE
+
+say() { [ "${WARPD_QUIET:-0}" = 1 ] || echo "[setup] $*"; }
+die() { echo "[setup] error: $1" >&2; [ -n "${2:-}" ] && echo "[setup] hint: $2" >&2; exit 1; }
+
+# run LOGNAME CMD... : run a step with its output in a log; on failure show the end of the log.
+run() {
+  local log="$LOGS/$1.log"; shift
+  if ! "$@" >"$log" 2>&1; then
+    echo "[setup] error: '$*' failed; last lines of $log:" >&2
+    grep -v "Location 'file:" "$log" | tail -n 25 >&2
+    exit 1
+  fi
+}
+
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+stamp_ok() { [ -f "$VENV/.warpd-$1.stamp" ] && [ "$(cat "$VENV/.warpd-$1.stamp")" = "$2" ]; }
+stamp_set() { echo "$2" >"$VENV/.warpd-$1.stamp"; }
+
+# 1. Interpreter and venv -------------------------------------------------------------------
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3.12 python3.10 python3.13 python3.14 python3; do
+    if command -v "$cand" >/dev/null 2>&1; then PY="$cand"; break; fi
+  done
+fi
+[ -n "$PY" ] && command -v "$PY" >/dev/null 2>&1 || die "no python3 found" "install Python 3.11 (apt-get install python3 python3-venv python3-dev)"
+PYVER="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+case "$PYVER" in
+  3.10|3.11|3.12|3.13|3.14) ;;
+  *) die "$PY is Python $PYVER; the ROS 2 wheels exist for 3.10 to 3.14 only" "set PYTHON=python3.11" ;;
+esac
+command -v cmake >/dev/null 2>&1 || die "cmake not found (needed to build msg/)" "apt-get install cmake g++"
+command -v c++ >/dev/null 2>&1 || die "no C++ compiler found (needed to build msg/)" "apt-get install g++"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating venv $VENV with $PY ($PYVER)"
+  "$PY" -m venv "$VENV" >"$LOGS/venv.log" 2>&1 || die "could not create a venv with $PY" "apt-get install python3-venv"
+else
+  say "venv $VENV exists"
+fi
+VPY="$VENV/bin/python"
+
+# 2. Python dependencies (pinned; torch first so nothing can pull a CUDA build) -----------------
+REQ=(requirements/torch.txt requirements/ros.txt requirements/ml.txt requirements/constraints.txt)
+deps_stamp="$(stamp_of "${REQ[@]}")"
+if stamp_ok deps "$deps_stamp"; then
+  say "dependencies up to date"
+else
+  say "installing pinned dependencies (torch, ROS 2 wheels, ML stack; ~1 min cold)"
+  run pip-upgrade "$VPY" -m pip install --upgrade "pip==26.3" "setuptools==84.2.1" wheel
+  run pip-torch "$VPY" -m pip install -r requirements/torch.txt
+  run pip-deps "$VPY" -m pip install -r requirements/ros.txt -r requirements/ml.txt -c requirements/constraints.txt
+  stamp_set deps "$deps_stamp"
+fi
+
+# 3. Messages: rosidl build into the venv prefix (incremental) ----------------------------------
+say "building messages (msg/*.msg -> warpd_ros.msg)"
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  mkdir -p "$BUILD"
+  run cmake-configure env CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV" \
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$VPY" \
+    -DWARPD_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release
+fi
+run cmake-build env CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV" cmake --build "$BUILD" -j2
+run cmake-install cmake --install "$BUILD"
+# rosidl installs an empty warpd_ros/__init__.py and a warpd_ros egg-info into site-packages.
+# The editable source package must own warpd_ros (it extends its __path__ to the generated msg/),
+# and pip must see a single distribution, so remove both.
+SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+rm -rf "$SITE/warpd_ros/__init__.py" "$SITE"/warpd_ros/__pycache__/__init__.* "$SITE"/warpd_ros-*.egg-info
+
+# 4. Editable install of warpd_ros + warpd_core (the `warpd` command) ---------------------------
+pkg_stamp="$(stamp_of setup.py)"
+if stamp_ok editable "$pkg_stamp" && [ -x "$VENV/bin/warpd" ]; then
+  say "warpd package installed (editable)"
+else
+  say "installing warpd_ros + warpd_core (editable)"
+  # compat mode puts the repo root on sys.path, so the source warpd_ros package (a regular
+  # package) wins over the generated namespace portion in site-packages.
+  run pip-editable "$VPY" -m pip install --no-deps --no-build-isolation -e "$ROOT" \
+    --config-settings editable_mode=compat
+  stamp_set editable "$pkg_stamp"
+fi
+
+# 5. Check the result --------------------------------------------------------------------------
+if [ "${WARPD_QUIET:-0}" = 1 ]; then
+  "$VENV/bin/warpd" doctor --quiet || die "warpd doctor found a problem (see above)" "run $VENV/bin/warpd doctor"
+else
+  "$VENV/bin/warpd" doctor || die "warpd doctor found a problem (see above)" "run $VENV/bin/warpd doctor"
+fi
+say "ready: $VENV/bin/warpd --help"
