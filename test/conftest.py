@@ -1,0 +1,45 @@
+"""Shared test set-up: DDS stays on loopback in a private domain, and helpers to run `warpd`.
+
+The environment is fixed here, at import, before any test can start rclpy or a ROS process, so
+running pytest directly (not through scripts/test.sh) is just as safe.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.pop("ROS_STATIC_PEERS", None)
+if os.environ.get("ROS_DOMAIN_ID", "") in ("", "0"):
+    os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_module(module: str, *args: str, env: dict | None = None, timeout: float = 60,
+               python: str = sys.executable) -> subprocess.CompletedProcess:
+    """Run `python -m module args...` and capture its output as text."""
+    return subprocess.run([python, "-m", module, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+
+
+@pytest.fixture
+def run_warpd():
+    """Run the `warpd` CLI in a fresh process: run_warpd("doctor", "--json", env=...)."""
+    def _run(*args: str, env: dict | None = None, timeout: float = 60, python: str = sys.executable):
+        return run_module("warpd_ros.cli", *args, env=env, timeout=timeout, python=python)
+    return _run
+
+
+@pytest.fixture
+def rclpy_context():
+    """A fresh rclpy context for one test, shut down afterwards."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    yield context
+    context.try_shutdown()
