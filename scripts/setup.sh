@@ -53,8 +53,23 @@ case "$PYVER" in
   3.10|3.11|3.12|3.13|3.14) ;;
   *) die "$PY is Python $PYVER; the ROS 2 wheels exist for 3.10 to 3.14 only" "set PYTHON=python3.11" ;;
 esac
-command -v cmake >/dev/null 2>&1 || die "cmake not found (needed to build msg/)" "apt-get install cmake g++"
-command -v c++ >/dev/null 2>&1 || die "no C++ compiler found (needed to build msg/)" "apt-get install g++"
+# Building msg/ needs cmake, a C/C++ compiler and the Python headers. On a fresh Debian machine
+# they are installed with apt when we are root; otherwise we say what to install.
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
+"$PY" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  || missing+=("python${PYVER}-dev")
+"$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=("python${PYVER}-venv")
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing build tools with apt: ${missing[*]}"
+    run apt-update apt-get update
+    run apt-install env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  else
+    die "missing build tools: ${missing[*]} (needed to build msg/)" "sudo apt-get install ${missing[*]}"
+  fi
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating venv $VENV with $PY ($PYVER)"
@@ -78,7 +93,7 @@ else
 fi
 
 # 3. Messages: rosidl build into the venv prefix (incremental) ----------------------------------
-say "building messages (msg/*.msg -> warpd_ros.msg)"
+say "messages: incremental cmake build of msg/*.msg -> warpd_ros.msg"
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   mkdir -p "$BUILD"
   run cmake-configure env CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV" \
