@@ -1,0 +1,54 @@
+"""Writing benchmark results: one marked section per benchmark in BENCHMARKS.md, plus machine facts.
+
+Each benchmark owns the text between its markers and rewrites only that, so benchmarks can be run
+one at a time without losing the others' numbers.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS_MD = REPO / "BENCHMARKS.md"
+PLOTS = REPO / "docs" / "bench"
+
+HEADER = """# Benchmarks
+
+Produced by the scripts in `bench/`; each section says which command regenerates it, on which
+machine and when it ran. Numbers are measured, never edited by hand.
+"""
+
+
+def machine_info() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = []
+    for dist in ("numpy", "ros-rclpy", "torch"):
+        try:
+            versions.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"{now}; {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+            + ", ".join(versions))
+
+
+def update_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> Path:
+    """Replace (or append) the section `name` of BENCHMARKS.md with `body`."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    text = path.read_text() if path.exists() else HEADER
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+    return path

@@ -1,0 +1,27 @@
+"""The conversion benchmark writes its own section of a BENCHMARKS file and leaves others alone."""
+import sys
+
+from bench.report import update_section
+from conftest import run_module
+
+
+def test_update_section_replaces_only_its_own_block(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    update_section("a", "first A", path)
+    update_section("b", "only B", path)
+    update_section("a", "second A", path)
+    text = path.read_text()
+    assert "second A" in text and "first A" not in text and "only B" in text
+    assert text.index("second A") < text.index("only B")
+
+
+def test_conversion_benchmark_reports_goals(tmp_path):
+    out = tmp_path / "B.md"
+    proc = run_module("bench.conversion", "--repeats", "3", "--out", str(out), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "<!-- bench:conversion:start -->" in text
+    assert text.count("| 70,000 floats |") == 4  # fast and naive, both directions
+    assert "- msg -> numpy ≤ 0.1 ms, 70,000 floats:" in text and "- numpy -> msg ≤ 0.5 ms, 70,000 floats:" in text
+    assert "- msg -> numpy ≤ 0.1 ms, full policy, validated:" in text
+    assert "policy_to_msg (validated)" in text and "msg_to_policy (validated)" in text
