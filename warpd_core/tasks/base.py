@@ -1,0 +1,116 @@
+"""What every task offers: the one interface experts, perturbations, the episode runner, datasets
+and (later) the ROS sim node are written against.
+
+A task is a MuJoCo model with joint-space observations and commands. It exposes its MjModel/MjData
+so one perturbation implementation serves every task, and a few task-level hooks (goal, object,
+pushable bodies, mode of a trajectory) for the parts that differ between tasks.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+Policy = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Static facts about a task: names and sizes that datasets and ROS messages rely on."""
+
+    name: str
+    version: str
+    obs_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    joint_names: tuple[str, ...]  # actuated joints, in command order (sensor_msgs/JointState names)
+    control_dt: float  # seconds per step()
+    max_steps: int
+    modes: tuple[str, ...] = ("default",)  # ways to succeed; mode labels in datasets
+    action_low: tuple[float, ...] = ()
+    action_high: tuple[float, ...] = ()
+    description: str = ""
+
+    @property
+    def obs_dim(self) -> int:
+        return len(self.obs_names)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_names)
+
+
+@dataclass
+class StepResult:
+    obs: np.ndarray
+    success: bool  # the task's success predicate holds after this step
+    done: bool  # success, or max_steps reached
+    info: dict = field(default_factory=dict)  # at least "distance" (to the goal, task units)
+
+
+class Expert(ABC):
+    """A scripted closed-loop demonstrator. `mode` is the way it will succeed (dataset label)."""
+
+    mode: str = "default"
+    name: str = "expert"
+
+    @abstractmethod
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        ...
+
+
+class Task(ABC):
+    """One episode at a time. reset(seed) makes the episode reproducible from the seed alone."""
+
+    spec: TaskSpec
+    model: "object"  # mujoco.MjModel
+    data: "object"  # mujoco.MjData
+
+    @abstractmethod
+    def reset(self, seed: int) -> np.ndarray:
+        """Start a new episode; the initial state depends only on `seed`."""
+
+    @abstractmethod
+    def step(self, action: np.ndarray) -> StepResult:
+        """Apply one command (clipped to the action range) for control_dt seconds."""
+
+    @abstractmethod
+    def observe(self) -> np.ndarray:
+        """The current observation (no noise; perturbations add it)."""
+
+    @abstractmethod
+    def expert(self, mode: str | None = None, rng: np.random.Generator | None = None) -> Expert:
+        """A scripted expert for the current episode; `mode` None means: draw one (see task config)."""
+
+    @abstractmethod
+    def distance(self) -> float:
+        """Distance from what must reach the goal to the goal (success is a threshold on it)."""
+
+    @abstractmethod
+    def mode_reached(self) -> str | None:
+        """Which way the episode so far has gone (one of spec.modes), None if not decided yet."""
+
+    # ---- perturbation hooks -------------------------------------------------------------------
+    @abstractmethod
+    def push_bodies(self) -> list[int]:
+        """MuJoCo body ids that external pushes may act on (links, objects)."""
+
+    @abstractmethod
+    def displace_target(self, offset: np.ndarray) -> None:
+        """Move the goal (or the object to be manipulated) by `offset` (world xyz) mid-episode."""
+
+    def plot_xy(self, obs: np.ndarray) -> np.ndarray:
+        """(T, 2) positions to draw for a (T, obs_dim) trajectory in `warpd plot-demos`."""
+        return np.asarray(obs)[:, :2]
+
+    def close(self) -> None:
+        pass
+
+    def clip_action(self, action) -> np.ndarray:
+        low = np.asarray(self.spec.action_low, dtype=np.float64)
+        high = np.asarray(self.spec.action_high, dtype=np.float64)
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != low.shape:
+            raise ValueError(f"{self.spec.name}: action must have {low.size} values, got {a.size}")
+        return np.clip(np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0), low, high)

@@ -1,0 +1,44 @@
+"""Task names -> task objects: the one place a name like "reach_around" is resolved.
+
+Unknown names fail with the list of known ones. Tasks are built lazily (importing a task module
+loads MuJoCo models), so listing names is cheap.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Callable
+
+from warpd_core.errors import WarpdError
+from warpd_core.tasks.base import Task
+
+DEFAULT_TASK = "reach_around"
+
+_FACTORIES: dict[str, Callable[..., Task]] = {}
+
+
+def register(name: str, factory: Callable[..., Task]) -> None:
+    _FACTORIES[name] = factory
+
+
+def _reach_around(**kwargs) -> Task:
+    from warpd_core.tasks.reach_around import ReachAroundTask
+
+    return ReachAroundTask(**kwargs)
+
+
+register("reach_around", _reach_around)
+
+
+def task_names() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def make_task(name: str, **kwargs) -> Task:
+    """Build the task called `name` (see task_names()); kwargs go to its constructor."""
+    try:
+        factory = _FACTORIES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _FACTORIES, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise WarpdError(f"unknown task {name!r}", hint + "known tasks: " + ", ".join(task_names())) from None
+    return factory(**kwargs)
