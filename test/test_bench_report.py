@@ -25,3 +25,13 @@ def test_conversion_benchmark_reports_goals(tmp_path):
     assert "- msg -> numpy ≤ 0.1 ms, 70,000 floats:" in text and "- numpy -> msg ≤ 0.5 ms, 70,000 floats:" in text
     assert "- msg -> numpy ≤ 0.1 ms, full policy, validated:" in text
     assert "policy_to_msg (validated)" in text and "msg_to_policy (validated)" in text
+
+
+def test_env_throughput_benchmark_reports_every_mode(tmp_path):
+    out = tmp_path / "B.md"
+    proc = run_module("bench.env_throughput", "--tasks", "reach_around", "--episodes", "2", "--batch", "2",
+                      "--out", str(out), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    for mode in ("raw step", "expert in the loop", "level-1 perturbations", "lockstep batch of 2", "2-process sweep"):
+        assert f"| reach_around | {mode}" in text

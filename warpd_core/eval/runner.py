@@ -122,7 +122,8 @@ def run_batch(task_name: str, batch_policy: Callable[[np.ndarray], np.ndarray], 
               perturbation: PerturbationSpec | None = None, task_kwargs: dict | None = None) -> list[EpisodeMetrics]:
     """Run len(seeds) episodes in lockstep; `batch_policy` maps (B, obs_dim) -> (B, action_dim).
 
-    Finished episodes drop out of the batch, so the policy sees only the live ones.
+    The batch keeps its shape (row i is always episode i, as a torch policy wants); rows of
+    finished episodes carry their last observation and their actions are ignored.
     """
     seeds = list(seeds)
     spec = perturbation or PerturbationSpec.none()
@@ -132,21 +133,18 @@ def run_batch(task_name: str, batch_policy: Callable[[np.ndarray], np.ndarray], 
     for p, s in zip(perturbers, seeds):
         p.reset(s)
     trackers = [_Tracker(t) for t in tasks]
-    live = list(range(len(seeds)))
+    live = np.ones(len(seeds), dtype=bool)
     for step in range(tasks[0].spec.max_steps if tasks else 0):
-        if not live:
+        if not live.any():
             break
-        seen = np.stack([perturbers[i].observe(obs[i]) for i in live])
+        seen = np.stack([perturbers[i].observe(obs[i]) if live[i] else obs[i] for i in range(len(seeds))])
         actions = np.asarray(batch_policy(seen), dtype=np.float64)
-        still = []
-        for row, i in enumerate(live):
+        for i in np.flatnonzero(live):
             perturbers[i].before_step(step)
-            result = tasks[i].step(perturbers[i].act(actions[row]))
-            trackers[i].update(actions[row], result)
+            result = tasks[i].step(perturbers[i].act(actions[i]))
+            trackers[i].update(actions[i], result)
             obs[i] = result.obs
-            if not result.done:
-                still.append(i)
-        live = still
+            live[i] = not result.done
     for p in perturbers:
         p.restore()
     return [tr.metrics(s, spec.level) for tr, s in zip(trackers, seeds)]
