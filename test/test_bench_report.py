@@ -33,5 +33,6 @@ def test_env_throughput_benchmark_reports_every_mode(tmp_path):
                       "--out", str(out), timeout=300)
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
-    for mode in ("raw step", "expert in the loop", "level-1 perturbations", "lockstep batch of 2", "2-process sweep"):
+    for mode in ("raw step", "expert in the loop", "expert, level-1 perturbations", "lockstep batch of 2",
+                 "2-process sweep"):
         assert f"| reach_around | {mode}" in text
