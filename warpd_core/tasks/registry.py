@@ -1,7 +1,8 @@
 """Task names -> task objects: the one place a name like "reach_around" is resolved.
 
 Unknown names fail with the list of known ones. Tasks are built lazily (importing a task module
-loads MuJoCo models), so listing names is cheap.
+loads MuJoCo models), so listing names is cheap. The Metaworld MT10 tasks are registered by
+explicit name ("metaworld/push-v3", ...); Metaworld itself is imported only when one is built.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Callable
 
 from warpd_core.errors import WarpdError
 from warpd_core.tasks.base import Task
+from warpd_core.tasks.metaworld_tasks import metaworld_factories
 
 DEFAULT_TASK = "reach_around"
 
@@ -27,6 +29,8 @@ def _reach_around(**kwargs) -> Task:
 
 
 register("reach_around", _reach_around)
+for _name, _factory in metaworld_factories().items():
+    register(_name, _factory)
 
 
 def task_names() -> list[str]:
