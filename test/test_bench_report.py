@@ -36,3 +36,17 @@ def test_env_throughput_benchmark_reports_every_mode(tmp_path):
     for mode in ("raw step", "expert in the loop", "expert, level-1 perturbations", "lockstep batch of 2",
                  "2-process sweep"):
         assert f"| reach_around | {mode}" in text
+
+
+def test_policy_forward_benchmark_reports_both_paths_and_the_goal(tmp_path):
+    out = tmp_path / "B.md"
+    proc = run_module("bench.policy_forward", "--calls", "200", "--batch-calls", "5", "--out", str(out), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "<!-- bench:policy_forward:start -->" in text
+    for policy in ("8-64-64-3", "39-256-256-4"):
+        for path in ("single obs", "batch 256"):
+            assert f"| {policy} | {path} | MLPPolicy |" in text and f"| {policy} | {path} | naive, allocating |" in text
+            assert f"- {policy}, {path}: " in text
+    assert "Goal: numpy policy forward ≤30 µs per observation" in text
+    assert text.count("— **met**") + text.count("— **MISSED**") == 4
