@@ -119,3 +119,18 @@ def test_interrupted_collect_keeps_every_finished_episode_and_resumes_exactly(tm
     assert np.array_equal(complete.observations, uninterrupted.observations)
     assert np.array_equal(complete.actions, uninterrupted.actions)
     assert np.array_equal(complete.episode_index, uninterrupted.episode_index)
+
+
+def test_hold_steps_keep_demonstrating_after_success(tmp_path, run_warpd):
+    plain, held = tmp_path / "plain", tmp_path / "held"
+    assert run_warpd("collect", "--episodes", "3", "--out", str(plain)).returncode == 0
+    assert run_warpd("collect", "--episodes", "3", "--hold-steps", "12", "--out", str(held)).returncode == 0
+    for (obs_p, act_p, rec_p), (obs_h, act_h, rec_h) in zip(Dataset.open(plain), Dataset.open(held)):
+        assert rec_h.success and rec_h.metadata["steps_to_success"] == rec_p.length
+        assert rec_h.length == rec_p.length + 12
+        assert np.array_equal(obs_h[: rec_p.length], obs_p)  # the same episode, extended
+        from warpd_core.tasks.reach_around import fingertip_xy
+
+        assert np.linalg.norm(fingertip_xy(obs_h[-1, :3]) - obs_h[-1, 6:8]) < 0.03  # it stayed at the goal
+    proc = run_warpd("collect", "--episodes", "4", "--out", str(held))  # resuming with other settings
+    assert proc.returncode == 2 and "hold_steps" in proc.stderr

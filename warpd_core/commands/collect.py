@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "for tasks with several modes")
     parser.add_argument("--flush-every", type=positive_int, default=10, metavar="K",
                         help="write a new shard every K episodes (default 10); an interruption flushes anyway")
+    parser.add_argument("--hold-steps", type=non_negative_int, default=0, metavar="N",
+                        help="after success, keep recording the expert for N more steps (it holds at the goal), so "
+                             "learned policies also see how to stay there (default 0)")
     parser.add_argument("--successful-only", action="store_true",
                         help="drop episodes in which the expert failed (default: keep them, flagged in the record)")
 
@@ -64,7 +67,7 @@ def run(args) -> int:
     from warpd_core.data.stats import modes_line, success_line
 
     task = _make_task(args.task, args.mode_probs)
-    settings = {"seed": args.seed, "mode_probs": args.mode_probs}
+    settings = {"seed": args.seed, "mode_probs": args.mode_probs, "hold_steps": args.hold_steps}
     stop = StopRequest()
     info = DatasetInfo.from_task_spec(task.spec, "warpd collect")
     with closing(task), stop.handling(), DatasetWriter(args.out, info, flush_every=args.flush_every) as writer:
@@ -107,19 +110,24 @@ def rollout(task, index: int, settings: dict, stop: StopRequest):
     seed = settings["seed"] + index
     obs = task.reset(seed)
     expert = task.expert(rng=np.random.default_rng([seed, 1]))  # own stream: mode independent of start pose
-    observations, actions = [], []
+    observations, actions, success_at, final = [], [], None, None
     while not stop.requested:
         action = np.asarray(expert(obs), dtype=np.float32)
         observations.append(obs)
         actions.append(action)
         result = task.step(action)
         obs = result.obs
-        if result.done:
+        if result.success and success_at is None:
+            success_at, final = len(actions), result
+        held_enough = success_at is not None and len(actions) - success_at >= settings["hold_steps"]
+        failed = success_at is None and result.done
+        if held_enough or failed or len(actions) >= task.spec.max_steps:  # hold steps stop at the time limit
+            final = final or result
             record = EpisodeRecord(
-                index, task.spec.name, len(actions), success=bool(result.success), mode=task.mode_reached(),
+                index, task.spec.name, len(actions), success=bool(final.success), mode=task.mode_reached(),
                 task_version=task.spec.version, seed=seed, expert=expert.name, perturbation=0.0,
-                metadata={"intended_mode": expert.mode, "final_distance": float(result.info["distance"]),
-                          "collect": settings})
+                metadata={"intended_mode": expert.mode, "final_distance": float(final.info["distance"]),
+                          "steps_to_success": success_at, "collect": settings})
             return np.stack(observations), np.stack(actions), record
     return None
 
