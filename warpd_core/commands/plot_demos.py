@@ -14,9 +14,6 @@ from warpd_core.errors import WarpdError
 
 HELP = "plot a dataset's demonstrations coloured by mode, with start/end points and the task's scenery"
 
-MODE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink")
-NO_MODE_COLOUR = "tab:gray"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="dataset directory (from warpd collect or warpd import-bag)")
@@ -33,6 +30,7 @@ def run(args) -> int:
     import matplotlib.pyplot as plt
 
     from warpd_core.data import Dataset, stats
+    from warpd_core.eval.plots import draw_path, legend, mode_colours
 
     dataset = Dataset.open(args.dataset)
     if not dataset.num_episodes:
@@ -40,14 +38,13 @@ def run(args) -> int:
     episodes = [dataset.episode(i) for i in range(min(args.max_episodes, dataset.num_episodes))]
     records = [record for _, _, record in episodes]
     counts = stats.mode_counts(records)
-    named = sorted(m for m in counts if m != stats.NO_MODE)  # by name, so a mode keeps its colour across plots
-    colours = {m: MODE_COLOURS[k % len(MODE_COLOURS)] for k, m in enumerate(named)} | {stats.NO_MODE: NO_MODE_COLOUR}
+    colours = mode_colours(counts, stats.NO_MODE)
     projector = _Projector(dataset.info)
     fig, ax = plt.subplots(figsize=(7, 7))
     for obs, _, record in episodes:
-        _draw_path(ax, projector.xy(record.task, obs), colours[stats.mode_label(record.mode)], record.success is False)
+        draw_path(ax, projector.xy(record.task, obs), colours[stats.mode_label(record.mode)], record.success is False)
     projector.draw_scenery(ax, [obs for obs, _, _ in episodes])
-    _legend(ax, counts, colours, failures=any(r.success is False for r in records))
+    legend(ax, counts, colours, failures=any(r.success is False for r in records))
     ax.set_title(f"{', '.join(dataset.info.tasks)}: {len(episodes)} of {dataset.num_episodes} demonstrations, "
                  f"by mode\n{stats.success_line(records)}", fontsize=10)
     projector.label_axes(ax)
@@ -95,17 +92,13 @@ class _Projector:
 
     def draw_scenery(self, ax, observations) -> None:
         """The goals (when the observation has goal_x/goal_y) and, for reach_around, the pillar."""
+        from warpd_core.eval.plots import draw_goals, draw_pillar
+
         if self._tasks.get("reach_around") is not None:
-            from matplotlib.patches import Circle
-
-            from warpd_core.tasks.reach_around import PILLAR_CLEARANCE, PILLAR_XY
-
-            ax.add_patch(Circle(PILLAR_XY, PILLAR_CLEARANCE, color="0.35", alpha=0.6, label="pillar (+ finger)"))
+            draw_pillar(ax)
         names = self.info.obs_names
         if self.uses_tasks and {"goal_x", "goal_y"} <= set(names):
-            goals = [obs[-1, [names.index("goal_x"), names.index("goal_y")]] for obs in observations]
-            ax.scatter(*zip(*goals), marker="*", s=90, color="gold", edgecolor="black", linewidth=0.5, zorder=1.5,
-                       label="goal")
+            draw_goals(ax, [obs[-1, [names.index("goal_x"), names.index("goal_y")]] for obs in observations])
 
     def label_axes(self, ax) -> None:
         if self.uses_tasks:
@@ -116,24 +109,3 @@ class _Projector:
             ax.set_xlabel(self.info.obs_names[0])
             ax.set_ylabel(self.info.obs_names[1])
         ax.grid(True, alpha=0.3)
-
-
-def _draw_path(ax, xy, colour: str, failed: bool) -> None:
-    ax.plot(xy[:, 0], xy[:, 1], color=colour, alpha=0.55, linewidth=1.0, linestyle="--" if failed else "-")
-    for point, marker in ((xy[0], "o"), (xy[-1], "s")):
-        ax.plot(*point, marker=marker, markersize=4, color=colour, markeredgecolor="black", markeredgewidth=0.4,
-                zorder=3)
-
-
-def _legend(ax, counts: dict[str, int], colours: dict[str, str], failures: bool) -> None:
-    from matplotlib.lines import Line2D
-
-    total = sum(counts.values())
-    handles = [Line2D([], [], color=colours[m], linewidth=2, label=f"{m}: {n} ({100 * n / total:.0f}%)")
-               for m, n in counts.items()]
-    handles += [Line2D([], [], color="0.3", marker="o", linestyle="", label="start"),
-                Line2D([], [], color="0.3", marker="s", linestyle="", label="end")]
-    if failures:
-        handles.append(Line2D([], [], color="0.3", linestyle="--", label="failed"))
-    scenery, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + scenery, loc="best", fontsize=8, framealpha=0.9)
