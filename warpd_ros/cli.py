@@ -21,6 +21,9 @@ COMMANDS = {
     "collect": "warpd_core.commands.collect",
     "import-bag": "warpd_core.commands.import_bag",
     "plot-demos": "warpd_core.commands.plot_demos",
+    "train": "warpd_core.commands.train",
+    "sample": "warpd_core.commands.sample",
+    "rollout": "warpd_core.commands.rollout",
 }
 
 DESCRIPTION = """\

@@ -99,6 +99,10 @@ class MLPPolicy:
     def policy_id(self) -> int:
         return self._policy_id
 
+    def __call__(self, obs) -> np.ndarray:
+        """A policy is a callable obs -> action (what the episode runner expects)."""
+        return self.select_action(obs)
+
     def select_action(self, obs) -> np.ndarray:
         """The action for one observation of shape (obs_dim,), as a new float64 array.
 
