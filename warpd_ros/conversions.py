@@ -1,4 +1,4 @@
-"""The one place where warpd_ros messages become numpy and back.
+"""The one place where ROS messages become numpy and back: PolicyWeights, JointState, commands.
 
 Fast path for the big arrays (see shared notes): ``float32[]`` fields are ``array.array('f')``;
 building one from bytes costs ~0.2 ms for 70k floats where assigning a numpy array costs ~8 ms,
@@ -11,6 +11,8 @@ from array import array
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
 
 from warpd_core.errors import PolicyValidationError
 from warpd_core.runtime.policy_spec import GeneratedPolicy, MLPArchitecture, as_float32_vector
@@ -112,3 +114,61 @@ def msg_to_policy(msg: PolicyWeights, validate: bool = True) -> GeneratedPolicy:
     if validate:
         policy.validate()
     return policy
+
+
+class JointStateError(ValueError):
+    """A JointState the controller must not act on. `reason` is a short stable code."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class JointIndex:
+    """Maps a JointState's name order onto the controller's joint order, cached per name list.
+
+    Drivers publish joints in their own order (and may change it); the policy needs a fixed one.
+    """
+
+    def __init__(self, joint_names):
+        self.joint_names = tuple(joint_names)
+        self._cache: tuple[tuple[str, ...], np.ndarray] | None = None
+
+    def index(self, names) -> np.ndarray:
+        names = tuple(names)
+        if self._cache is None or self._cache[0] != names:
+            missing = [j for j in self.joint_names if j not in names]
+            if missing:
+                raise JointStateError("joint_names", f"joint state lacks {missing} (has {list(names)})")
+            self._cache = (names, np.array([names.index(j) for j in self.joint_names]))
+        return self._cache[1]
+
+    def read(self, msg: JointState) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, velocities) in controller order; JointStateError if unusable."""
+        index = self.index(msg.name)
+        n = len(msg.name)
+        if len(msg.position) != n or len(msg.velocity) != n:
+            raise JointStateError("joint_state_size", f"joint state has {n} names but {len(msg.position)} "
+                                  f"positions and {len(msg.velocity)} velocities")
+        q = np.asarray(msg.position, dtype=np.float64)[index]
+        qd = np.asarray(msg.velocity, dtype=np.float64)[index]
+        if not (np.isfinite(q).all() and np.isfinite(qd).all()):
+            raise JointStateError("joint_state_nonfinite", "joint state contains NaN or Inf")
+        return q, qd
+
+
+def joint_state_msg(names, positions, velocities, stamp_ns: int) -> JointState:
+    msg = JointState()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.name = list(names)
+    msg.position = [float(v) for v in positions]
+    msg.velocity = [float(v) for v in velocities]
+    return msg
+
+
+def float64_array_msg(values) -> Float64MultiArray:
+    """Commands / task features; refuses non-finite values (nothing non-finite may leave a node)."""
+    array_ = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not np.isfinite(array_).all():
+        raise ValueError("refusing to publish NaN/Inf")
+    return Float64MultiArray(data=array_.tolist())

@@ -1,0 +1,14 @@
+"""Topic and service names of the warpd_ros graph, in one place.
+
+Defaults follow ros2_control so a real robot plugs in by remapping, not by code changes:
+`joint_state_broadcaster` publishes /joint_states, and a velocity `forward_command_controller`
+named forward_velocity_controller listens on /forward_velocity_controller/commands.
+"""
+
+JOINT_STATES = "/joint_states"  # sensor_msgs/JointState: positions + velocities of the robot's joints
+JOINT_COMMANDS = "/forward_velocity_controller/commands"  # std_msgs/Float64MultiArray, one value per joint
+TASK_FEATURES = "/warpd/task_features"  # std_msgs/Float64MultiArray: observation entries beyond the joints (goal)
+POLICY_WEIGHTS = "/warpd/policy_weights"  # warpd_ros/PolicyWeights: the policy-swap topic
+CONTROLLER_STATUS = "/warpd/controller_status"  # warpd_ros/ControllerStatus, ~10 Hz
+EPISODE_EVENTS = "/warpd/episode_events"  # warpd_ros/EpisodeEvent: sim resets, successes, timeouts, pushes
+DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray, ~10 Hz
