@@ -1,0 +1,280 @@
+"""warpd_planner: samples closed-loop policies from a WARPD checkpoint and publishes them.
+
+    python -m warpd_ros.nodes.planner --ros-args --params-file config/sim.yaml
+
+Every `replan_period_s` (and on `~/replan`, std_srvs/Trigger) it takes the latest joint state and
+task features, builds obs = [q, qd (in `joint_names` order), features], samples a policy with
+warpd_core's Planner (latent diffusion -> hypernetwork) and publishes it as PolicyWeights on
+POLICY_WEIGHTS: planner_id = this node's name, joint_names set, header stamp = the node clock
+when it was generated (sim time under use_sim_time), valid_for = `valid_for_s`, and policy_id
+strictly increasing, starting at the wall-clock time in ms so ids keep increasing across a
+restart (controllers refuse an id that is not newer than the last one from the same planner).
+`~/set_task` (warpd_ros/SetTask) switches to another task the checkpoint knows.
+A DiagnosticArray on DIAGNOSTICS (~1 Hz) carries the planning latency (`planner_latency_ms` =
+p50 over the last 200 plans, plus p95 and the latest) and counters.
+
+- Planning runs here, in this process, inside the replan timer's callback: the single-threaded
+  executor handles one callback at a time, so the Planner (and its torch generator) is only ever
+  used by one thread, and joint states that arrive meanwhile queue up (the newest is used next).
+- The replan timer runs on the node clock (so under use_sim_time "every 16 control steps" holds
+  at any real-time factor); joint-state freshness (0.5 s) is judged by wall-clock arrival time.
+- torch gets one intra-op thread unless OMP_NUM_THREADS says otherwise: on a busy 2-core machine,
+  two threads stall each other (measured: sampling takes ~8 ms with one thread, 30-440 ms with two
+  while the sim and the controller run).
+"""
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported (see the docstring)
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import deque  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from warpd_core.errors import WarpdError  # noqa: E402
+from warpd_core.policies.warpd.checkpoint import load_checkpoint  # noqa: E402
+from warpd_core.policies.warpd.planner import Planner  # noqa: E402
+from warpd_ros.params import Param, declare_parameters  # noqa: E402
+from warpd_ros.ros_env import require_ros, resolve_package_file, run_node  # noqa: E402
+
+rclpy = require_ros()
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
+from rclpy.clock import Clock, ClockType  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from warpd_ros import topics  # noqa: E402
+from warpd_ros.conversions import JointIndex, JointStateError, policy_to_msg  # noqa: E402
+from warpd_ros.msg import PolicyWeights  # noqa: E402
+from warpd_ros.qos import SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, policy_swap_qos  # noqa: E402
+from warpd_ros.srv import SetTask  # noqa: E402
+
+NODE_NAME = "warpd_planner"
+STATE_FRESH_S = 0.5  # a joint state older than this (wall-clock arrival) is not planned from
+LATENCY_WINDOW = 200  # plans the latency percentiles are taken over
+DIAGNOSTICS_PERIOD_S = 1.0
+
+PARAMS = [
+    Param("checkpoint", "checkpoints/reach_around/checkpoint.safetensors",
+          "WARPD checkpoint (safetensors); relative paths: current directory, then the package share directory.",
+          read_only=True),
+    Param("task", "", "Task to plan for; '' = the checkpoint's first task. Must be one the checkpoint knows."),
+    Param("replan_period_s", 0.32, "Seconds between plans (node clock; 0.32 = 16 control steps of 20 ms).",
+          min=0.02, max=60.0),
+    Param("diffusion_steps", 10, "Denoising steps per plan.", min=1, max=200),
+    Param("sampler", "ddim", "Diffusion sampler.", choices=("ddim", "dpm")),
+    Param("guidance_scale", 1.0, "Classifier-free guidance scale (1 = conditional only).", min=0.0, max=20.0),
+    Param("valid_for_s", 1.0, "How long a published policy may run without a successor (0 = until replaced).",
+          min=0.0, max=600.0),
+    Param("seed", 0, "Seed of the sampling noise.", min=0, max=2**31 - 1, read_only=True),
+    Param("joint_names", ["shoulder", "elbow", "wrist"], "Joints, in the order the policy observes and commands.",
+          read_only=True),
+    Param("n_task_features", 2, "Task features after [q, qd] in the observation (TASK_FEATURES length).",
+          min=0, max=1024, read_only=True),
+    Param("device", "cpu", "torch device to sample on (cpu, cuda, cuda:1, ...).", read_only=True),
+]
+
+
+class PlannerNode(Node):
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self._task_names: list[str] | None = None  # known once the checkpoint is loaded
+        values = declare_parameters(self, PARAMS, self._on_params, self._validate)
+        self._joint_names = tuple(values["joint_names"])
+        self._n_features = values["n_task_features"]
+        path = resolve_package_file(values["checkpoint"])
+        model = load_checkpoint(path, values["device"])  # WarpdError: missing, corrupt, not a checkpoint
+        self._task_names = list(model.task_names)
+        task = values["task"] or self._task_names[0]
+        reason = self._validate("task", task)
+        if reason:
+            raise WarpdError(f"parameter task={task!r}: {reason}")
+        self._check_dimensions(model)
+        try:
+            self.planner = Planner(model, task, steps=values["diffusion_steps"],
+                                   guidance_scale=values["guidance_scale"], sampler=values["sampler"],
+                                   valid_for_s=values["valid_for_s"], seed=values["seed"],
+                                   planner_id=self.get_name(), device=values["device"])
+        except RuntimeError as exc:  # torch: an unknown or unavailable device
+            raise WarpdError(f"cannot sample on device {values['device']!r}: {exc}") from None
+        # ids continue across restarts: controllers refuse a policy_id that is not newer than the last
+        # one they accepted from this planner_id, so a restarted planner must not begin at 1 again.
+        # Wall-clock milliseconds stay ahead of the previous run, since one plan takes well over 1 ms.
+        self.planner.next_policy_id = time.time_ns() // 1_000_000
+
+        self._index = JointIndex(self._joint_names)
+        self._q = self._qd = self._features = None
+        self._state_time: float | None = None  # monotonic arrival time of the latest usable joint state
+        self._bad_states = self._bad_features = self._failures = self._published = 0
+        self._last_policy_id = 0
+        self._latencies_ms: deque = deque(maxlen=LATENCY_WINDOW)
+
+        self._policy_pub = self.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, policy_swap_qos())
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
+        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS)
+        self.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_features, TASK_FEATURES_QOS)
+        self.create_service(Trigger, "~/replan", self._on_replan)
+        self.create_service(SetTask, "~/set_task", self._on_set_task)
+        self._period_s = values["replan_period_s"]
+        self._timer = self.create_timer(self._period_s, self._on_timer)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        arch = model.architecture
+        self.get_logger().info(
+            f"loaded {path} (tasks: {', '.join(self._task_names)}; policy MLP {list(arch.layer_sizes)}); "
+            f"planning for {task} every {self._period_s:g} s with {values['diffusion_steps']} {values['sampler']} "
+            f"steps, guidance {values['guidance_scale']:g}, on {values['device']}")
+
+    # ---- parameters ---------------------------------------------------------------------------
+    def _validate(self, name: str, value) -> str | None:
+        if name == "task" and value and self._task_names is not None and value not in self._task_names:
+            return f"the checkpoint does not know this task; it knows: {', '.join(self._task_names)}"
+        if name == "joint_names" and (not value or len(set(value)) != len(value)):
+            return "needs at least one joint and no duplicates"
+        return None
+
+    def _check_dimensions(self, model) -> None:
+        n = len(self._joint_names)
+        expected = 2 * n + self._n_features
+        if len(model.obs_names) != expected or len(model.action_names) != n:
+            raise WarpdError(
+                f"the checkpoint observes {len(model.obs_names)} values ({', '.join(model.obs_names)}) and commands "
+                f"{len(model.action_names)}, but joint_names ({n} joints) and n_task_features ({self._n_features}) "
+                f"give {expected} and {n}", "set joint_names and n_task_features to match the checkpoint's task")
+
+    def _on_params(self, changes: dict) -> None:
+        p = self.planner
+        if "task" in changes:
+            p.task = changes["task"] or self._task_names[0]
+            self.get_logger().info(f"planning for task {p.task} from the next plan on")
+        p.steps = changes.get("diffusion_steps", p.steps)
+        p.sampler = changes.get("sampler", p.sampler)
+        p.guidance_scale = changes.get("guidance_scale", p.guidance_scale)
+        p.valid_for_s = changes.get("valid_for_s", p.valid_for_s)
+        if "replan_period_s" in changes:
+            self._period_s = changes["replan_period_s"]
+            self.destroy_timer(self._timer)
+            self._timer = self.create_timer(self._period_s, self._on_timer)
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            self._q, self._qd = self._index.read(msg)
+        except JointStateError as exc:
+            self._bad_states += 1
+            self.get_logger().warning(f"ignoring joint state: {exc}", throttle_duration_sec=5.0)
+            return
+        self._state_time = time.monotonic()
+
+    def _on_features(self, msg: Float64MultiArray) -> None:
+        data = np.asarray(msg.data, dtype=np.float64)
+        if data.size != self._n_features or not np.isfinite(data).all():
+            self._bad_features += 1
+            self.get_logger().warning(f"ignoring task features: {data.size} values (expected {self._n_features})"
+                                   if data.size != self._n_features else "ignoring task features: NaN or Inf",
+                                   throttle_duration_sec=5.0)
+            return
+        self._features = data
+
+    # ---- planning -----------------------------------------------------------------------------
+    def _readiness(self) -> str | None:
+        if self._state_time is None:
+            return f"no joint state received yet on {topics.JOINT_STATES}"
+        age = time.monotonic() - self._state_time
+        if age > STATE_FRESH_S:
+            return f"the latest joint state is {age:.1f} s old (> {STATE_FRESH_S} s)"
+        if self._features is None:
+            return f"no task features received yet on {topics.TASK_FEATURES}"
+        return None
+
+    def _on_timer(self) -> None:
+        self._plan()
+
+    def _plan(self) -> tuple[PolicyWeights | None, str]:
+        """Plan and publish one policy; (message, '') or (None, why not)."""
+        why = self._readiness()
+        if why:
+            self.get_logger().warning(f"not planning: {why}", throttle_duration_sec=5.0)
+            return None, why
+        start = time.perf_counter()
+        obs = np.concatenate([self._q, self._qd, self._features])
+        try:
+            policy = self.planner.generate(obs)
+            policy.joint_names = self._joint_names
+            policy.stamp_ns = self.get_clock().now().nanoseconds
+            msg = policy_to_msg(policy)  # validates: nothing unrunnable leaves this node
+        except (WarpdError, ValueError, RuntimeError) as exc:
+            self._failures += 1
+            self.get_logger().error(f"planning failed ({self._failures} so far): {exc}", throttle_duration_sec=5.0)
+            return None, f"planning failed: {exc}"
+        self._policy_pub.publish(msg)
+        self._latencies_ms.append((time.perf_counter() - start) * 1e3)
+        self._published += 1
+        self._last_policy_id = msg.policy_id
+        p50, p95 = self._latency_percentiles()
+        self.get_logger().info(f"published {self._published} policies (latest {msg.policy_id}, task {msg.task}); "
+                               f"planning latency p50 {p50:.1f} ms, p95 {p95:.1f} ms", throttle_duration_sec=10.0)
+        return msg, ""
+
+    def _latency_percentiles(self) -> tuple[float, float]:
+        if not self._latencies_ms:
+            return float("nan"), float("nan")
+        p50, p95 = np.percentile(np.asarray(self._latencies_ms), [50, 95])
+        return float(p50), float(p95)
+
+    # ---- services -----------------------------------------------------------------------------
+    def _on_replan(self, request, response):
+        msg, why = self._plan()
+        response.success = msg is not None
+        response.message = f"published policy {msg.policy_id}" if msg is not None else why
+        return response
+
+    def _on_set_task(self, request, response):
+        reason = self._validate("task", request.task) if request.task else "task must not be empty"
+        if reason is None:
+            result = self.set_parameters([Parameter("task", value=request.task)])[0]
+            reason = None if result.successful else result.reason
+        response.success = reason is None
+        response.message = f"planning for {request.task}" if reason is None else f"refused {request.task!r}: {reason}"
+        return response
+
+    # ---- diagnostics --------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        p50, p95 = self._latency_percentiles()
+        last = self._latencies_ms[-1] if self._latencies_ms else float("nan")
+        not_ready = self._readiness()
+        if not_ready:
+            level, message = DiagnosticStatus.WARN, f"not planning: {not_ready}"
+        elif self._failures and not self._published:
+            level, message = DiagnosticStatus.ERROR, "every plan so far failed"
+        elif not self._published:
+            level, message = DiagnosticStatus.WARN, "ready, waiting for the first replan tick"
+        else:
+            level, message = DiagnosticStatus.OK, f"planning for {self.planner.task} every {self._period_s:g} s"
+        values = {
+            "planner_latency_ms": f"{p50:.3f}", "planner_latency_p95_ms": f"{p95:.3f}",
+            "planner_latency_last_ms": f"{last:.3f}", "policies_published": str(self._published),
+            "last_policy_id": str(self._last_policy_id), "plan_failures": str(self._failures),
+            "task": self.planner.task, "replan_period_s": f"{self._period_s:g}",
+            "diffusion_steps": str(self.planner.steps), "sampler": str(self.planner.sampler),
+            "ignored_joint_states": str(self._bad_states), "ignored_task_features": str(self._bad_features),
+        }
+        diag = DiagnosticArray(status=[DiagnosticStatus(
+            level=level, name=self.get_name(), hardware_id=self.get_fully_qualified_name(), message=message,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()])])
+        diag.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(diag)
+
+
+def main(args=None) -> int:
+    return run_node(PlannerNode, NODE_NAME, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

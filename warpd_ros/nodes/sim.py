@@ -1,0 +1,342 @@
+"""warpd_sim: a warpd_core task in MuJoCo, stepped in (scaled) real time, as a ROS 2 robot.
+
+    python -m warpd_ros.nodes.sim --ros-args --params-file config/sim.yaml
+
+Publishes sensor_msgs/JointState on JOINT_STATES after every control step, the task features
+(observation entries after the joints, e.g. reach_around's goal x, y) on TASK_FEATURES at
+episode start and whenever they change, EpisodeEvents on EPISODE_EVENTS, and optionally
+rosgraph_msgs/Clock on /clock. Subscribes joint velocity commands (Float64MultiArray) on
+JOINT_COMMANDS. Services: `~/reset` and `~/perturb` (std_srvs/Trigger).
+
+How the loop runs:
+- A steady-clock wall timer fires every control_dt / real_time_factor seconds; each tick is one
+  task step (control_dt of sim time) with the latest command, or zeros when none arrived within
+  command_timeout_s (wall time). A tick that fires late is not made up: sim time is steps x
+  control_dt, so a loaded machine slows the sim down instead of making it jump. Each episode-end
+  log line reports the real-time factor actually achieved.
+- Perturbations come from the shared spec (perturbation_spec) at perturbation_level, applied by
+  warpd_core's Perturber exactly as the evaluation runner applies them: pushes and the target
+  shift before the step, action noise and actuation delay on the command, observation noise on
+  what is published. The spec file's own `level` is ignored; the parameter sets it, from the next
+  episode on.
+- Observation noise: the task steps on the true state, but what leaves the node is what a noisy
+  sensor would report — JointState positions/velocities and the task features carry the spec's
+  Gaussian noise, so the controller and planner see the perturbed observation. Task features are
+  published only when the *true* features change (and at episode start); the published value is
+  the noisy reading of that step, i.e. one noisy measurement per change, not a 50 Hz stream.
+- Episode end: SUCCESS or TIMEOUT (from the task's StepResult) is published, then the world
+  pauses for reset_delay_s of sim time (the last joint state is re-published every tick with a
+  fresh stamp so subscribers do not go stale; commands are not applied), then the next episode
+  starts with seed + k (EpisodeEvent RESET).
+- Stamps: sim time (also published on /clock) when publish_clock is true, else the node clock.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from warpd_core.errors import WarpdError
+from warpd_core.perturb.perturber import Perturber
+from warpd_core.perturb.spec import PerturbationSpec, Push
+from warpd_core.tasks.registry import make_task
+from warpd_ros.params import Param, declare_parameters
+from warpd_ros.ros_env import require_ros, resolve_package_file, run_node
+
+rclpy = require_ros()
+
+from rclpy.clock import Clock, ClockType  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from rosgraph_msgs.msg import Clock as ClockMsg  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from warpd_ros import topics  # noqa: E402
+from warpd_ros.conversions import float64_array_msg, joint_state_msg, ns_to_stamp  # noqa: E402
+from warpd_ros.msg import EpisodeEvent  # noqa: E402
+from warpd_ros.qos import COMMAND_QOS, EVENTS_QOS, SENSOR_QOS, TASK_FEATURES_QOS  # noqa: E402
+
+NODE_NAME = "warpd_sim"
+CLOCK_TOPIC = "/clock"  # the ROS-wide name use_sim_time nodes listen on (not a warpd topic)
+CLOCK_QOS = QoSProfile(depth=1)  # reliable keep-last-1: matches rclpy's best-effort /clock subscriber too
+
+PARAMS = [
+    Param("task", "reach_around", "warpd_core task to simulate (a joint-space task: obs = [q, qd, features]).",
+          read_only=True),
+    Param("seed", 0, "Seed of episode 0; episode k uses seed + k.", min=0, max=2**31 - 1, read_only=True),
+    Param("real_time_factor", 1.0, "Sim seconds per wall second.", min=0.05, max=20.0),
+    Param("publish_clock", False, "Publish the sim time on /clock and stamp messages with it.", read_only=True),
+    Param("perturbation_spec", "config/perturbations.yaml",
+          "Perturbation spec (YAML); relative paths: current directory, then the package share directory.",
+          read_only=True),
+    Param("perturbation_level", 0.0, "Perturbation level (0 = none, 1 = the spec's magnitudes); applies from "
+          "the next episode, and at once to ~/perturb.", min=0.0, max=1.0),
+    Param("max_episodes", 0, "Stop stepping after this many finished episodes (0 = unlimited).", min=0, max=1_000_000),
+    Param("reset_delay_s", 0.5, "Pause (sim seconds) after a success or timeout before the next episode.",
+          min=0.0, max=5.0),
+    Param("command_timeout_s", 0.1, "Without a command for this long (wall seconds) the sim applies zeros.",
+          min=0.005, max=1.0),
+]
+
+
+class SimNode(Node):
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        values = declare_parameters(self, PARAMS, self._on_params)
+        self._rtf = values["real_time_factor"]
+        self._level = values["perturbation_level"]
+        self._max_episodes = values["max_episodes"]
+        self._reset_delay_s = values["reset_delay_s"]
+        self._command_timeout_s = values["command_timeout_s"]
+        self._seed = values["seed"]
+        self._publish_clock = values["publish_clock"]
+
+        self.task = make_task(values["task"])  # WarpdError (with the known names) if unknown
+        spec = self.task.spec
+        self._n = len(spec.joint_names)
+        if spec.action_dim != self._n or spec.obs_dim < 2 * self._n:
+            raise WarpdError(f"task {spec.name!r} is not a joint-space task: warpd_sim needs one joint velocity "
+                             f"command per joint and obs = [q, qd, features] ({self._n} joints, action_dim "
+                             f"{spec.action_dim}, obs_dim {spec.obs_dim})", "use reach_around")
+        spec_path = resolve_package_file(values["perturbation_spec"])
+        self._base_spec = PerturbationSpec.from_yaml(spec_path)
+        self._dt_ns = int(round(spec.control_dt * 1e9))
+        self._push_bodies = self.task.push_bodies()
+
+        self._joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, SENSOR_QOS)
+        self._features_pub = self.create_publisher(Float64MultiArray, topics.TASK_FEATURES, TASK_FEATURES_QOS)
+        self._events_pub = self.create_publisher(EpisodeEvent, topics.EPISODE_EVENTS, EVENTS_QOS)
+        self._clock_pub = self.create_publisher(ClockMsg, CLOCK_TOPIC, CLOCK_QOS) if self._publish_clock else None
+        self.create_subscription(Float64MultiArray, topics.JOINT_COMMANDS, self._on_command, COMMAND_QOS)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(Trigger, "~/perturb", self._on_perturb)
+
+        self._command = np.zeros(self._n)
+        self._command_time: float | None = None  # monotonic seconds of the latest valid command
+        self._bad_commands = 0
+        self._sim_ns = 0
+        self._episode = -1  # index of the current episode (0-based)
+        self._phase = "running"  # running | paused (between episodes) | finished (max_episodes reached)
+        self._paused_until_ns = 0
+        self._manual_pushes: list[tuple[int, int, np.ndarray]] = []  # (end_step, body, force)
+        self._push_rng = np.random.default_rng(np.random.SeedSequence([self._seed, 0x5057]))
+        self._last_seen: np.ndarray | None = None
+        self._last_true_features: np.ndarray | None = None
+        self._ended = self._successes = 0
+        self._success_times: list[float] = []
+        self._modes: dict[str, int] = {}
+        self._episode_wall_start = time.monotonic()
+        self.perturber = Perturber(self.task, self._base_spec.at_level(self._level))
+        self._timer = None
+        self._start_episode("start")
+        self._make_timer()
+        self.get_logger().info(
+            f"simulating {spec.name} ({self._n} joints, control_dt {spec.control_dt * 1e3:.0f} ms, "
+            f"real-time factor {self._rtf:g}), perturbations {spec_path} at level {self._level:g}, "
+            f"seed {self._seed}" + (", publishing /clock" if self._publish_clock else ""))
+
+    # ---- parameters ---------------------------------------------------------------------------
+    def _on_params(self, changes: dict) -> None:
+        if "real_time_factor" in changes:
+            self._rtf = changes["real_time_factor"]
+            if self._timer is not None:
+                self._make_timer()
+        self._level = changes.get("perturbation_level", self._level)
+        self._reset_delay_s = changes.get("reset_delay_s", self._reset_delay_s)
+        self._command_timeout_s = changes.get("command_timeout_s", self._command_timeout_s)
+        if "max_episodes" in changes:
+            self._max_episodes = changes["max_episodes"]
+            if self._phase == "finished" and not self._limit_reached():
+                self.get_logger().info(f"max_episodes raised to {self._max_episodes}: stepping again")
+                self._start_episode("max_episodes raised")
+                self._make_timer()
+
+    def _make_timer(self) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+        period = self.task.spec.control_dt / self._rtf
+        # the steady clock: the sim is what defines sim time, so its own pace must not follow /clock
+        self._timer = self.create_timer(period, self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _limit_reached(self) -> bool:
+        return self._max_episodes > 0 and self._ended >= self._max_episodes
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        data = np.asarray(msg.data, dtype=np.float64)
+        if data.shape != (self._n,) or not np.isfinite(data).all():
+            self._bad_commands += 1
+            why = f"{data.size} values, expected {self._n}" if data.shape != (self._n,) else "non-finite values"
+            self.get_logger().warning(f"ignoring command with {why} ({self._bad_commands} ignored so far)",
+                                   throttle_duration_sec=5.0)
+            return
+        self._command = data
+        self._command_time = time.monotonic()
+
+    def _current_command(self) -> np.ndarray:
+        if self._command_time is None or time.monotonic() - self._command_time > self._command_timeout_s:
+            return np.zeros(self._n)
+        return self._command
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def _tick(self) -> None:
+        if self._phase == "finished":
+            return
+        self._sim_ns += self._dt_ns
+        self._send_clock()
+        if self._phase == "paused":
+            if self._sim_ns >= self._paused_until_ns:
+                self._start_episode("next episode")
+            elif self._last_seen is not None:
+                self._publish_joint_state(self._last_seen)
+            return
+        step = self.task.steps
+        self.perturber.before_step(step)
+        self._apply_manual_pushes(step)
+        self._announce_scheduled_perturbations(step)
+        result = self.task.step(self.perturber.act(self._current_command()))
+        seen = self.perturber.observe(result.obs)
+        if not (np.isfinite(result.obs).all() and np.isfinite(seen).all()):
+            self.get_logger().error(f"episode {self._episode}: the simulation diverged (non-finite state); "
+                                    "starting a new episode")
+            self._start_episode("simulation diverged")
+            return
+        self._publish_observation(result.obs, seen)
+        if result.done:
+            self._end_episode(EpisodeEvent.SUCCESS if result.success else EpisodeEvent.TIMEOUT)
+
+    def _apply_manual_pushes(self, step: int) -> None:
+        self._manual_pushes = [p for p in self._manual_pushes if p[0] > step]
+        for _, body, force in self._manual_pushes:
+            self.task.data.xfrc_applied[body, :3] += force
+
+    def _announce_scheduled_perturbations(self, step: int) -> None:
+        for push in self.perturber.pushes:
+            if push.start_step == step and np.any(push.force):
+                duration = (push.end_step - push.start_step) * self.task.spec.control_dt
+                self._event(EpisodeEvent.PERTURBATION, self._push_text(push.body, push.force, duration))
+        p = self.perturber
+        if step == p.shift_step and p.shift is not None and p.spec.level > 0:
+            self._event(EpisodeEvent.PERTURBATION, f"target shifted by {np.linalg.norm(p.shift):.3f} m")
+
+    def _push_text(self, body: int, force: np.ndarray, duration_s: float) -> str:
+        return f"push {np.linalg.norm(force):.1f} N on {self.task.model.body(body).name} for {duration_s:.2f} s"
+
+    # ---- episodes -----------------------------------------------------------------------------
+    def _start_episode(self, why: str) -> None:
+        self._episode += 1
+        seed = self._seed + self._episode
+        self.perturber.restore()  # nominal dynamics before the new perturber records them
+        self.perturber = Perturber(self.task, self._base_spec.at_level(self._level))
+        obs = self.task.reset(seed)
+        self.perturber.reset(seed)
+        self._manual_pushes = []
+        self._phase = "running"
+        self._episode_wall_start = time.monotonic()
+        self._event(EpisodeEvent.RESET, f"{why}; perturbation level {self._level:g}")
+        self._publish_observation(obs, self.perturber.observe(obs), force_features=True)
+
+    def _end_episode(self, event: int) -> None:
+        success = event == EpisodeEvent.SUCCESS
+        self._event(event)
+        self._ended += 1
+        episode_time = self.task.steps * self.task.spec.control_dt
+        mode = self.task.mode_reached()
+        if success:
+            self._successes += 1
+            self._success_times.append(episode_time)
+            self._modes[str(mode)] = self._modes.get(str(mode), 0) + 1
+        wall = max(time.monotonic() - self._episode_wall_start, 1e-9)
+        self.get_logger().info(
+            f"episode {self._episode} (seed {self._seed + self._episode}): {'SUCCESS' if success else 'TIMEOUT'} "
+            f"after {episode_time:.2f} s, mode {mode or '-'}, distance {self.task.distance():.3f}; "
+            f"{self._successes}/{self._ended} successful ({100.0 * self._successes / self._ended:.0f}%), "
+            f"real-time factor {episode_time / wall:.2f}")
+        if self._limit_reached():
+            self._finish()
+        elif self._reset_delay_s <= 0:
+            self._start_episode("next episode")
+        else:
+            self._phase = "paused"
+            self._paused_until_ns = self._sim_ns + int(self._reset_delay_s * 1e9)
+
+    def _finish(self) -> None:
+        self._phase = "finished"
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        mean = f"{np.mean(self._success_times):.2f} s" if self._success_times else "-"
+        modes = ", ".join(f"{k} {v}" for k, v in sorted(self._modes.items())) or "-"
+        self.get_logger().info(
+            f"max_episodes={self._max_episodes} reached, stopped stepping: {self._successes}/{self._ended} "
+            f"successful ({100.0 * self._successes / self._ended:.0f}%), mean time to success {mean}, "
+            f"modes: {modes}; {self._bad_commands} bad commands ignored")
+
+    # ---- outputs ------------------------------------------------------------------------------
+    def _stamp_ns(self) -> int:
+        return self._sim_ns if self._publish_clock else self.get_clock().now().nanoseconds
+
+    def _send_clock(self) -> None:
+        if self._clock_pub is not None:
+            self._clock_pub.publish(ClockMsg(clock=ns_to_stamp(self._sim_ns)))
+
+    def _publish_joint_state(self, seen: np.ndarray) -> None:
+        n = self._n
+        self._joint_pub.publish(joint_state_msg(self.task.spec.joint_names, seen[:n], seen[n:2 * n],
+                                                self._stamp_ns()))
+
+    def _publish_observation(self, true_obs: np.ndarray, seen: np.ndarray, force_features: bool = False) -> None:
+        self._last_seen = np.asarray(seen, dtype=np.float64)
+        self._publish_joint_state(self._last_seen)
+        features = np.asarray(true_obs[2 * self._n:], dtype=np.float64)
+        if force_features or self._last_true_features is None or not np.array_equal(features,
+                                                                                    self._last_true_features):
+            self._last_true_features = features.copy()
+            self._features_pub.publish(float64_array_msg(self._last_seen[2 * self._n:]))
+
+    def _event(self, event: int, detail: str = "") -> None:
+        msg = EpisodeEvent(event=event, episode=max(self._episode, 0), seed=self._seed + max(self._episode, 0),
+                           task=self.task.spec.name, mode=self.task.mode_reached() or "",
+                           episode_time=self.task.steps * self.task.spec.control_dt,
+                           distance=float(self.task.distance()), detail=detail)
+        msg.header.stamp = ns_to_stamp(self._stamp_ns())
+        self._events_pub.publish(msg)
+
+    # ---- services -----------------------------------------------------------------------------
+    def _on_reset(self, request, response):
+        if self._phase == "finished":
+            response.success = False
+            response.message = f"max_episodes={self._max_episodes} reached; raise it to run more episodes"
+            return response
+        self._start_episode("reset requested via ~/reset")
+        response.success = True
+        response.message = f"episode {self._episode} (seed {self._seed + self._episode}) started"
+        return response
+
+    def _on_perturb(self, request, response):
+        if self._phase != "running":
+            response.success = False
+            response.message = f"no episode is running ({self._phase})"
+            return response
+        push = self._base_spec.push or Push()
+        level = self._level if self._level > 0 else 1.0
+        angle = self._push_rng.uniform(0.0, 2.0 * np.pi)
+        force = level * push.force * np.array([np.cos(angle), np.sin(angle), 0.0])
+        body = int(self._push_bodies[self._push_rng.integers(len(self._push_bodies))])
+        steps = max(1, round(push.duration_s / self.task.spec.control_dt))
+        self._manual_pushes.append((self.task.steps + steps, body, force))
+        detail = self._push_text(body, force, steps * self.task.spec.control_dt) + " (requested via ~/perturb)"
+        self._event(EpisodeEvent.PERTURBATION, detail)
+        response.success, response.message = True, detail
+        return response
+
+
+def main(args=None) -> int:
+    return run_node(SimNode, NODE_NAME, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
