@@ -13,7 +13,7 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-SOURCES = ("CMakeLists.txt", "package.xml", "msg", "launch", "config", "warpd_ros", "warpd_core", "scripts/warpd")
+SOURCES = ("CMakeLists.txt", "package.xml", "msg", "srv", "launch", "config", "warpd_ros", "warpd_core", "scripts")
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from warpd_ros.ros_env import SETUP_HINT
 COMMANDS = {
     "doctor": "warpd_ros.doctor",
     "roundtrip": "warpd_ros.roundtrip",
+    "bringup": "warpd_ros.bringup",
     "collect": "warpd_core.commands.collect",
     "import-bag": "warpd_core.commands.import_bag",
     "plot-demos": "warpd_core.commands.plot_demos",
