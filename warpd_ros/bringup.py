@@ -148,9 +148,11 @@ def _pdeathsig():
 
 
 class Bringup:
-    def __init__(self, children: list[Child], env: dict):
+    def __init__(self, children: list[Child], env: dict, show=lambda line: True):
+        """`show(line)` decides which lines of the nodes' output are relayed (all by default)."""
         self.children = children
         self.env = env
+        self.show = show
         self.width = max(len(c.name) for c in children)
         self._lock = threading.Lock()
 
@@ -177,7 +179,8 @@ class Bringup:
         for raw in child.proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             child.tail.append(line)
-            self._emit(prefix + line)
+            if self.show(line):
+                self._emit(prefix + line)
         child.proc.stdout.close()
 
     def first_dead(self) -> Child | None:

@@ -16,6 +16,7 @@ from warpd_ros.ros_env import SETUP_HINT
 
 # name -> module; order is the order in `warpd --help`.
 COMMANDS = {
+    "demo": "warpd_ros.demo",
     "doctor": "warpd_ros.doctor",
     "roundtrip": "warpd_ros.roundtrip",
     "bringup": "warpd_ros.bringup",

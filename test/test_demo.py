@@ -1,0 +1,29 @@
+"""The README's main job: `warpd demo` runs the whole sim graph with the shipped checkpoint under
+perturbations, then reports episodes, success, swaps and loop timing, and writes a plot."""
+import re
+
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def test_warpd_demo_reports_what_happened(run_warpd, tmp_path):
+    plot = tmp_path / "demo.png"
+    proc = run_warpd("demo", "--duration", "15", "--level", "0.5", "--plot", str(plot), timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "controller running; episodes from here on are reported" in out
+    finished = re.search(r"episodes finished: (\d+), successful: (\d+)", out)
+    assert finished and int(finished[1]) >= 3, out
+    assert int(finished[2]) >= 1
+    swaps = re.search(r"swaps accepted (\d+), rejected (\d+)", out)
+    assert swaps and int(swaps[1]) > 10 and int(swaps[2]) == 0
+    assert re.search(r"loop \d+/1000 Hz, period error p50 \d+ µs, p99 \d+ µs", out)
+    assert re.search(r"perturbations applied: [1-9]", out)  # level 0.5 pushes the arm
+    assert plot.stat().st_size > 30_000
+    assert "Traceback" not in proc.stderr
+
+
+def test_demo_rejects_bad_arguments(run_warpd):
+    proc = run_warpd("demo", "--level", "3")
+    assert proc.returncode == 2 and "perturbation level must be in [0, 1]" in proc.stderr

@@ -1,0 +1,166 @@
+"""The whole sim graph with real processes over loopback: sim + controller + planner (the shipped
+checkpoint) close the loop; a third process's policy runs and a bad one is rejected; a killed
+planner leaves the controller on its last policy until valid_for, then HOLD, and a restarted one
+brings it back to RUN."""
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from warpd_core.runtime.synthetic import synthetic_policy
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+CHECKPOINT = REPO / "checkpoints" / "reach_around" / "checkpoint.safetensors"
+
+
+def _spawn(child):
+    return subprocess.Popen(child.argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def _stop(proc, sig=signal.SIGINT):
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def graph():
+    from warpd_ros.bringup import plan
+
+    assert CHECKPOINT.exists(), "the shipped checkpoint is part of the repository"
+    children = {c.name: c for c in plan("sim")}
+    procs = {name: _spawn(child) for name, child in children.items()}
+    yield children, procs
+    for proc in procs.values():
+        _stop(proc)
+
+
+class Listener:
+    """A real rclpy node in the test process: episode events, controller status, a swap publisher."""
+
+    def __init__(self, context):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        from warpd_ros import qos, topics
+        from warpd_ros.msg import ControllerStatus, EpisodeEvent, PolicyWeights
+
+        self.node = rclpy.create_node("e2e_listener", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.events, self.statuses = [], []
+        self.node.create_subscription(EpisodeEvent, topics.EPISODE_EVENTS, self.events.append, qos.EVENTS_QOS)
+        self.node.create_subscription(ControllerStatus, topics.CONTROLLER_STATUS,
+                                      lambda m: self.statuses.append((time.monotonic(), m)), qos.STATUS_QOS)
+        self.swap = self.node.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, qos.policy_swap_qos())
+
+    def spin_until(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+            if predicate():
+                return True
+        return False
+
+    def status(self):
+        return self.statuses[-1][1] if self.statuses else None
+
+    def set_param(self, node_name: str, name: str, value) -> bool:
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        client = self.node.create_client(SetParameters, f"/{node_name}/set_parameters")
+        assert client.wait_for_service(timeout_sec=10)
+        future = client.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        assert self.spin_until(future.done, 10)
+        return future.result().results[0].successful
+
+
+@pytest.fixture(scope="module")
+def listener(graph):
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    listener = Listener(context)
+    yield listener
+    listener.executor.shutdown()
+    listener.node.destroy_node()
+    context.try_shutdown()
+
+
+def _finished(events):
+    from warpd_ros.msg import EpisodeEvent
+
+    return [e for e in events if e.event in (EpisodeEvent.SUCCESS, EpisodeEvent.TIMEOUT)]
+
+
+def test_sim_controller_and_planner_reach_the_goal_in_most_episodes(graph, listener):
+    from warpd_ros.msg import ControllerStatus, EpisodeEvent
+
+    assert listener.spin_until(lambda: listener.status() is not None
+                               and listener.status().mode == ControllerStatus.MODE_RUN, 60), \
+        "the controller never started running a planner policy"
+    listener.events.clear()
+    assert listener.spin_until(lambda: len(_finished(listener.events)) >= 6, 90), "too few episodes finished"
+    finished = _finished(listener.events)
+    successes = [e for e in finished if e.event == EpisodeEvent.SUCCESS]
+    assert len(successes) >= 0.6 * len(finished), [(e.event, e.distance) for e in finished]
+    assert listener.status().swaps_accepted > 5 and listener.status().missed_ticks < 1000
+
+
+def test_a_third_process_policy_runs_and_a_bad_one_is_rejected(graph, listener):
+    from warpd_ros.conversions import ns_to_stamp, policy_to_msg
+
+    assert listener.set_param("warpd_planner", "replan_period_s", 30.0)  # keep the planner out of the way
+    time.sleep(0.5)
+    third = synthetic_policy((8, 32, 32, 3), policy_id=7, task="reach_around", valid_for_s=20.0)
+    third.planner_id = "third_party"
+    third.stamp_ns = time.time_ns()
+    listener.swap.publish(policy_to_msg(third))
+    assert listener.spin_until(lambda: listener.status().active_policy_id == 7, 5)
+    accepted, rejected = listener.status().swaps_accepted, listener.status().swaps_rejected
+    bad = policy_to_msg(synthetic_policy((8, 32, 32, 3), policy_id=8, valid_for_s=20.0))
+    bad.planner_id = "third_party"
+    bad.header.stamp = ns_to_stamp(time.time_ns())
+    weights = np.array(bad.weights)
+    weights[5] = np.nan
+    bad.weights = weights.astype(np.float32).tolist()
+    listener.swap.publish(bad)
+    assert listener.spin_until(lambda: listener.status().swaps_rejected == rejected + 1, 5)
+    status = listener.status()
+    assert "weights_nonfinite" in status.last_rejection_reason or "NaN" in status.last_rejection_reason
+    assert status.active_policy_id == 7 and status.swaps_accepted == accepted  # the good one keeps running
+    assert listener.set_param("warpd_planner", "replan_period_s", 0.32)
+
+
+def test_killed_planner_means_hold_after_valid_for_then_run_again_after_restart(graph, listener):
+    from warpd_ros.msg import ControllerStatus
+
+    children, procs = graph
+    assert listener.spin_until(lambda: listener.status().mode == ControllerStatus.MODE_RUN
+                               and listener.status().active_policy_id != 7, 30)
+    _stop(procs["warpd_planner"], signal.SIGKILL)
+    killed = time.monotonic()
+    listener.statuses.clear()
+    assert listener.spin_until(lambda: listener.status() is not None
+                               and listener.status().mode == ControllerStatus.MODE_HOLD, 5)
+    held_after = listener.statuses[-1][0] - killed
+    runs = [(t - killed, m) for t, m in listener.statuses if m.mode == ControllerStatus.MODE_RUN]
+    assert listener.status().mode_reason == "policy expired"
+    assert 0.3 < held_after < 1.0 + 0.5  # valid_for is 1 s (config/sim.yaml); status comes at ~10 Hz
+    assert all(t < 1.05 for t, _ in runs)  # it kept running the last policy until then, not longer
+    procs["warpd_planner"] = _spawn(children["warpd_planner"])
+    assert listener.spin_until(lambda: listener.status().mode == ControllerStatus.MODE_RUN, 60), \
+        "the controller did not return to RUN after the planner restarted"
