@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, REPO, machine_info, update_section
+from bench.report import PLOTS, REPO, machine_info, pyplot, save_figure, update_section
 from warpd_core.runtime.mlp_runtime import MLPPolicy
 from warpd_core.runtime.policy_spec import MLPArchitecture
 from warpd_core.runtime.synthetic import synthetic_policy
@@ -373,10 +373,7 @@ def to_markdown(result, plot_path: Path | None, args) -> str:
 
 
 def plot(result, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     offset = 0
@@ -401,11 +398,7 @@ def plot(result, path: Path) -> Path:
     ax2.set_title("swap latency")
     ax2.legend(fontsize=7)
     ax2.grid(True, alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv=None) -> int:

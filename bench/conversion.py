@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, machine_info, update_section
+from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
 from warpd_core.runtime.synthetic import synthetic_policy
 from warpd_ros.conversions import from_float32_field, msg_to_policy, policy_to_msg, to_float32_field
 from warpd_ros.msg import PolicyWeights
@@ -105,10 +105,7 @@ def to_markdown(rows: list[dict], plot: Path | None, args: argparse.Namespace) -
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     styles = {"fast": "-o", "naive": "--s"}
@@ -126,11 +123,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     ax.set_title("PolicyWeights <-> numpy conversion cost")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv=None) -> int:

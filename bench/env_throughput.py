@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, machine_info, update_section
+from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
 from warpd_core.eval.runner import expert_policy, run_batch, run_episode, run_sweep
 from warpd_core.perturb import PerturbationSpec
 from warpd_core.tasks import make_task, task_names
@@ -84,10 +84,7 @@ def measure(task_name: str, episodes: int, batch: int) -> list[dict]:
 
 
 def plot(rows, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     modes = list(dict.fromkeys(r["mode"] for r in rows))
@@ -102,11 +99,7 @@ def plot(rows, path: Path) -> Path:
     ax.set_title("Task throughput on this machine")
     ax.legend(fontsize=8)
     ax.grid(True, axis="x", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def to_markdown(rows, picture, args) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, machine_info, update_section
+from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
 from warpd_core.eval.runner import expert_policy, run_episode
 from warpd_core.tasks import DEFAULT_TASK, make_task, task_names
 from warpd_core.tasks.metaworld_tasks import MT10
@@ -84,10 +84,7 @@ def to_markdown(rows: list[dict], plot: Path | None, command: str) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
     names = [f"{r['task']} (n={r['episodes']})" for r in rows][::-1]
@@ -98,11 +95,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     ax.set_xlim(0, 112)
     ax.set_xlabel(f"success (%); dotted line: {100 * DEFAULT_GOAL:.0f}%")
     ax.set_title("Scripted expert success per task")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv=None) -> int:

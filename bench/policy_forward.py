@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, machine_info, update_section
+from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
 from warpd_core.runtime.mlp_runtime import MLPPolicy
 from warpd_core.runtime.synthetic import synthetic_policy
 
@@ -121,10 +121,7 @@ def to_markdown(rows: list[dict], plot: Path | None, args: argparse.Namespace) -
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     groups = list(dict.fromkeys((r["policy"], r["path"]) for r in rows))
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -142,11 +139,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     ax.set_title("numpy policy forward pass")
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv=None) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, machine_info, update_section
+from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
 from warpd_core.eval.runner import run_episode, run_sweep, summarize
 from warpd_core.policies.warpd.checkpoint import load_checkpoint, read_metadata
 from warpd_core.policies.warpd.planner import Planner, PlannerFactory
@@ -84,10 +84,7 @@ def latency(checkpoint, task_name, repeats) -> dict:
 
 
 def plot(rows, demo, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax1.plot([r["K"] for r in rows], [100 * r["success"] for r in rows], "-o")
@@ -110,11 +107,7 @@ def plot(rows, demo, path: Path) -> Path:
     ax2.set_xticks(np.arange(len(modes)) + width * len(rows) / 2, modes)
     ax2.set_ylabel("share of successful episodes %")
     ax2.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def to_markdown(args, rows, demo, one_state, lat, meta, picture) -> str:
