@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from ros_test_node import TestNode
 from warpd_core.runtime.synthetic import synthetic_policy
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -45,45 +46,25 @@ def graph():
         _stop(proc)
 
 
-class Listener:
-    """A real rclpy node in the test process: episode events, controller status, a swap publisher."""
+class Listener(TestNode):
+    """The test's side of the graph: episode events, controller status, a swap publisher."""
 
     def __init__(self, context):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
         from warpd_ros import qos, topics
         from warpd_ros.msg import ControllerStatus, EpisodeEvent, PolicyWeights
 
-        self.node = rclpy.create_node("e2e_listener", context=context)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
+        super().__init__(context, "e2e_listener")
         self.events, self.statuses = [], []
         self.node.create_subscription(EpisodeEvent, topics.EPISODE_EVENTS, self.events.append, qos.EVENTS_QOS)
         self.node.create_subscription(ControllerStatus, topics.CONTROLLER_STATUS,
                                       lambda m: self.statuses.append((time.monotonic(), m)), qos.STATUS_QOS)
         self.swap = self.node.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, qos.policy_swap_qos())
 
-    def spin_until(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.05)
-            if predicate():
-                return True
-        return False
-
     def status(self):
         return self.statuses[-1][1] if self.statuses else None
 
     def set_param(self, node_name: str, name: str, value) -> bool:
-        from rcl_interfaces.srv import SetParameters
-        from rclpy.parameter import Parameter
-
-        client = self.node.create_client(SetParameters, f"/{node_name}/set_parameters")
-        assert client.wait_for_service(timeout_sec=10)
-        future = client.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
-        assert self.spin_until(future.done, 10)
-        return future.result().results[0].successful
+        return self.set_parameter(node_name, name, value).successful
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +76,7 @@ def listener(graph):
     rclpy.init(context=context)
     listener = Listener(context)
     yield listener
-    listener.executor.shutdown()
-    listener.node.destroy_node()
+    listener.close()
     context.try_shutdown()
 
 

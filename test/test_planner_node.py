@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_module
+from ros_test_node import TestNode
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -66,13 +67,11 @@ def planner(checkpoint, tmp_path_factory):
         stop(proc)
 
 
-class Robot:
+class Robot(TestNode):
     """Joint states at 50 Hz (once `publishing`), latched task features; records policies and diagnostics."""
 
     def __init__(self, context):
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rcl_interfaces.srv import SetParameters
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Float64MultiArray
         from std_srvs.srv import Trigger
@@ -84,9 +83,7 @@ class Robot:
         from warpd_ros.qos import SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, policy_swap_qos
         from warpd_ros.srv import SetTask
 
-        self.node = rclpy.create_node("test_planner_robot", context=context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
+        super().__init__(context, "test_planner_robot")
         self.obs = make_task("reach_around").reset(0).astype(np.float64)
         self.policies, self.diagnostics, self.publishing = [], [], False
         self.state_pub = self.node.create_publisher(JointState, topics.JOINT_STATES, SENSOR_QOS)
@@ -98,7 +95,6 @@ class Robot:
         self.node.create_timer(0.02, self._publish_state)
         self.replan = self.node.create_client(Trigger, "/warpd_planner/replan")
         self.set_task = self.node.create_client(SetTask, "/warpd_planner/set_task")
-        self.set_parameters = self.node.create_client(SetParameters, "/warpd_planner/set_parameters")
 
     def _publish_state(self):
         if self.publishing:
@@ -111,34 +107,12 @@ class Robot:
             if status.name == "warpd_planner":
                 self.diagnostics.append((time.monotonic(), status, {kv.key: kv.value for kv in status.values}))
 
-    def spin_until(self, condition, timeout):
-        deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.01)
-        return condition()
-
-    def spin_for(self, seconds):
-        self.spin_until(lambda: False, seconds)
-
-    def call(self, client, request, timeout=10.0):
-        assert client.wait_for_service(timeout_sec=timeout), f"{client.srv_name} never appeared"
-        future = client.call_async(request)
-        assert self.spin_until(future.done, timeout), f"{client.srv_name} did not answer"
-        return future.result()
-
     def set_param(self, name, value):
-        from rcl_interfaces.srv import SetParameters
-        from rclpy.parameter import Parameter
-
-        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
-        return self.call(self.set_parameters, request).results[0]
+        return self.set_parameter("warpd_planner", name, value)
 
     def arrivals_since(self, t0):
         return [t for t, _ in self.policies if t >= t0]
 
-    def close(self):
-        self.executor.shutdown()
-        self.node.destroy_node()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from ros_test_node import TestNode
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -44,11 +45,10 @@ def stop(proc, sig=signal.SIGINT, timeout=10.0):
         return None
 
 
-class Probe:
+class Probe(TestNode):
     """The test's side of the graph: records what the sim publishes and can drive it."""
 
     def __init__(self, context):
-        import rclpy
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Float64MultiArray
         from std_srvs.srv import Trigger
@@ -58,9 +58,7 @@ class Probe:
         from warpd_ros.msg import EpisodeEvent
         from warpd_ros.qos import COMMAND_QOS, EVENTS_QOS, SENSOR_QOS, TASK_FEATURES_QOS
 
-        self.node = rclpy.create_node("test_sim_probe", context=context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
+        super().__init__(context, "test_sim_probe")
         self.index = JointIndex(JOINTS)
         self.states, self.events, self.features, self.expert = [], [], None, None
         self.cmd_pub = self.node.create_publisher(Float64MultiArray, topics.JOINT_COMMANDS, COMMAND_QOS)
@@ -81,21 +79,6 @@ class Probe:
             q, qd = self.index.read(msg)
             self.cmd_pub.publish(float64_array_msg(self.expert(np.concatenate([q, qd, self.features]))))
 
-    def spin_until(self, condition, timeout):
-        deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.01)
-        return condition()
-
-    def spin_for(self, seconds):
-        self.spin_until(lambda: False, seconds)
-
-    def call(self, client, request, timeout=10.0):
-        assert client.wait_for_service(timeout_sec=timeout), f"{client.srv_name} never appeared"
-        future = client.call_async(request)
-        assert self.spin_until(future.done, timeout), f"{client.srv_name} did not answer"
-        return future.result()
-
     def events_of(self, kind, since=0):
         return [e for e in self.events[since:] if e.event == kind]
 
@@ -105,9 +88,6 @@ class Probe:
     def q_since(self, t0):
         return np.array([self.index.read(m)[0] for t, m in self.states if t >= t0])
 
-    def close(self):
-        self.executor.shutdown()
-        self.node.destroy_node()
 
 
 @pytest.fixture(scope="module")
@@ -211,18 +191,15 @@ def test_perturb_service_pushes_the_arm_and_reports_it(probe):
 
 
 def test_perturbation_level_is_set_from_another_process_within_its_range(probe):
-    from rcl_interfaces.srv import GetParameters, SetParameters
-    from rclpy.parameter import Parameter
+    from rcl_interfaces.srv import GetParameters
     from std_srvs.srv import Trigger
 
     from warpd_ros.msg import EpisodeEvent
 
-    set_client = probe.node.create_client(SetParameters, "/warpd_sim/set_parameters")
     get_client = probe.node.create_client(GetParameters, "/warpd_sim/get_parameters")
 
     def set_param(name, value):
-        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
-        return probe.call(set_client, request).results[0]
+        return probe.set_parameter("warpd_sim", name, value)
 
     assert set_param("perturbation_level", 0.3).successful
     refused = set_param("perturbation_level", 1.5)
