@@ -78,7 +78,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _override(text: str) -> tuple[str, str, str]:
+def parse_override(text: str) -> tuple[str, str, str]:
     target, sep, value = text.partition("=")
     node, dot, param = target.partition(".")
     if not sep or not dot or not node or not param or not value:
@@ -94,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ROS params file of the graph (default: config/<kind>.yaml)")
     parser.add_argument("--duration", type=_positive_float, default=None,
                         help="stop the graph after this many seconds (default: run until Ctrl-C)")
-    parser.add_argument("--set", dest="overrides", type=_override, action="append", default=[],
+    parser.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                         metavar="NODE.PARAM=VALUE",
                         help="override one parameter of one node (YAML value syntax, as `-p` takes); repeatable")
     parser.add_argument("--domain-id", type=parse_domain_id, default=None,

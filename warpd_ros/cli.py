@@ -20,6 +20,7 @@ COMMANDS = {
     "doctor": "warpd_ros.doctor",
     "roundtrip": "warpd_ros.roundtrip",
     "bringup": "warpd_ros.bringup",
+    "hil-check": "warpd_ros.hil_check",
     "collect": "warpd_core.commands.collect",
     "import-bag": "warpd_core.commands.import_bag",
     "plot-demos": "warpd_core.commands.plot_demos",

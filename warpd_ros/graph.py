@@ -40,6 +40,8 @@ from warpd_ros import topics
 
 KINDS = ("sim", "hil")
 GRAPH_KEY = "warpd_graph"  # the params-file entry that holds the graph's own settings
+HIL_CHECK_KEY = "warpd_hil_check"  # the entry with `warpd hil-check`'s thresholds (config/hil.yaml)
+TOOL_KEYS = (GRAPH_KEY, HIL_CHECK_KEY)  # entries for warpd's own tools, not for nodes
 PACKAGE = "warpd_ros"
 
 
@@ -147,7 +149,7 @@ def load_graph(kind: str, config_path: str | Path | None = None) -> list[NodeSpe
     names = _node_names(kind, settings.get("nodes", list(DEFAULT_NODES[kind])), path)
     remappings = _remappings(settings.get("remappings") or {}, path)
     for entry in params:
-        if entry != GRAPH_KEY and entry not in NODES and not entry.startswith("/"):
+        if entry not in TOOL_KEYS and entry not in NODES and not entry.startswith("/"):
             raise WarpdError(f"config file {path}: entry {entry!r} is not a warpd_ros node",
                              f"known nodes: {', '.join(NODES)}")
     return [NodeSpec(name=name, module=NODES[name].module, executable=NODES[name].executable,
