@@ -77,7 +77,8 @@ def measure(task_name: str, episodes: int, batch: int) -> list[dict]:
         ("raw step, constant command", _raw_steps(task, 2000)),
         ("expert in the loop", _episodes(task, seeds, None)),
         ("expert, level-1 perturbations", _episodes(task, seeds, perturbed)),
-        (f"lockstep batch of {batch}, one policy call per step", _batched(task_name, range(batch))),
+        (f"lockstep batch of {batch}, one policy call per step (incl. building the {batch} envs)",
+         _batched(task_name, range(batch))),
         ("2-process sweep, expert", _sweep(task_name, range(2 * episodes), workers=2)),
     ]
     return [{"task": task_name, "mode": mode, "steps_per_s": rate} for mode, rate in rows]
