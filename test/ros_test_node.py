@@ -43,3 +43,20 @@ class TestNode:
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()
+
+
+def stop_process(proc, sig=None, timeout: float = 10.0):
+    """Stop a node process (and never leave it behind): its return code, or None if it had to be
+    killed after `timeout` seconds."""
+    import signal
+    import subprocess
+
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(sig if sig is not None else signal.SIGINT)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None

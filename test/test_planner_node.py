@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_module
-from ros_test_node import TestNode
+from ros_test_node import TestNode, stop_process as stop
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -41,16 +41,6 @@ def checkpoint(tmp_path_factory) -> Path:
     return root / "run" / "checkpoint.safetensors"
 
 
-def stop(proc, sig=signal.SIGINT, timeout=10.0):
-    if proc.poll() is not None:
-        return proc.returncode
-    proc.send_signal(sig)
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return None
 
 
 @pytest.fixture(scope="module")

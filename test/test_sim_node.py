@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from ros_test_node import TestNode
+from ros_test_node import TestNode, stop_process as stop
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -32,17 +32,6 @@ def start_sim(log_path, *params):
         log.close()  # the child holds its own descriptor
 
 
-def stop(proc, sig=signal.SIGINT, timeout=10.0):
-    """Stop `proc` (and never leave it behind); its return code, or None if it had to be killed."""
-    if proc.poll() is not None:
-        return proc.returncode
-    proc.send_signal(sig)
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return None
 
 
 class Probe(TestNode):

@@ -261,6 +261,9 @@ def run(args: argparse.Namespace) -> int:
 
     graph = Bringup(children, env)
     graph.say(header + (f", for {args.duration:g} s" if args.duration else ", until Ctrl-C"))
+    # Ctrl-C must stop the graph however bringup was started: a shell starts background jobs with
+    # SIGINT ignored, and Python then never installs its KeyboardInterrupt handler.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     dead, reason, escalated = None, "duration over", []
     try:
@@ -271,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         if any(c.proc is not None for c in children):
             started = [c for c in children if c.proc is not None]
             graph.children = started

@@ -8,6 +8,7 @@ swaps, perturbations and episode outcomes marked.
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from pathlib import Path
 
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     executor = rclpy.executors.SingleThreadedExecutor(context=context)
     executor.add_node(node)
     dead = None
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C works even if started with SIGINT ignored
     try:
         graph.start()
         dead = _wait_until_controlled(executor, node, monitor, graph)
