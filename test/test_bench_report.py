@@ -1,5 +1,4 @@
 """The conversion benchmark writes its own section of a BENCHMARKS file and leaves others alone."""
-import sys
 
 from bench.report import update_section
 from conftest import run_module

@@ -41,8 +41,6 @@ def checkpoint(tmp_path_factory) -> Path:
     return root / "run" / "checkpoint.safetensors"
 
 
-
-
 @pytest.fixture(scope="module")
 def planner(checkpoint, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("planner") / "planner.log"
@@ -102,7 +100,6 @@ class Robot(TestNode):
 
     def arrivals_since(self, t0):
         return [t for t, _ in self.policies if t >= t0]
-
 
 
 @pytest.fixture(scope="module")
