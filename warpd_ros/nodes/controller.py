@@ -58,6 +58,7 @@ from warpd_core.runtime.swap import (  # noqa: E402
     inputs_ok,
 )
 from warpd_ros.params import Param, declare_parameters  # noqa: E402
+from warpd_ros.realtime import apply_realtime  # noqa: E402
 from warpd_ros.ros_env import require_ros, run_node  # noqa: E402
 
 rclpy = require_ros()
@@ -102,6 +103,14 @@ PARAMS = [
           "unactuated, until ~/promote_shadow.", choices=(SWAP_RUN, SWAP_SHADOW)),
     Param("max_clock_skew_s", 0.5, "Reject policies stamped further than this in the future (s).", min=0.0, max=10.0),
     Param("status_rate_hz", 10.0, "Rate of ControllerStatus and diagnostics (Hz).", min=1.0, max=100.0),
+    Param("realtime_priority", 0,
+          "0: normal scheduling. 1..98: run every thread of this process SCHED_FIFO at this priority, so the "
+          "control loop preempts the planner, the sim and everything else (needs CAP_SYS_NICE).",
+          min=0, max=98, read_only=True),
+    Param("cpu", -1, "-1: any CPU. N: pin this process to CPU N (keep the planner off it).",
+          min=-1, max=1023, read_only=True),
+    Param("lock_memory", False, "mlockall the process so page faults never stall a tick (needs RLIMIT_MEMLOCK).",
+          read_only=True),
 ]
 
 
@@ -168,6 +177,11 @@ class ControllerNode(Node):
         self._swap_timer = self.create_timer(20e-6, self._on_swap_timer, clock=self._steady, autostart=False)
         self._control_timer = self.create_timer(1.0 / self._control_rate_hz, self._on_tick, clock=self._steady)
         self._status_timer = self.create_timer(1.0 / self._status_rate_hz, self._on_status, clock=self._steady)
+        self._realtime_request = (int(p["realtime_priority"]), int(p["cpu"]), bool(p["lock_memory"]))
+        self._realtime = "off"
+        if self._realtime_request != (0, -1, False):
+            # Once the executor and its threads exist (they are created after this constructor).
+            self._realtime_timer = self.create_timer(0.05, self._apply_realtime, clock=self._steady)
         self.get_logger().info(
             f"controlling {list(self._spec.joint_names)} + {self._spec.n_task_features} task features at "
             f"{self._control_rate_hz:g} Hz (obs {self._spec.obs_dim}, action {self._spec.action_dim}); "
@@ -199,6 +213,19 @@ class ControllerNode(Node):
             self._status_rate_hz = float(changes["status_rate_hz"])
             self.destroy_timer(self._status_timer)
             self._status_timer = self.create_timer(1.0 / self._status_rate_hz, self._on_status, clock=self._steady)
+
+    def _apply_realtime(self) -> None:
+        self._realtime_timer.cancel()
+        priority, cpu, lock = self._realtime_request
+        try:
+            report = apply_realtime(priority, [cpu] if cpu >= 0 else [], lock)
+        except ValueError as exc:
+            self._realtime = f"FAILED {exc}"
+            self.get_logger().error(f"real-time settings refused: {exc}")
+            return
+        self._realtime = report.summary()
+        log = self.get_logger().warning if report.failed else self.get_logger().info
+        log(f"real-time: {self._realtime}")
 
     def _warn_throttled(self, key: str, text: str, period_s: float = 1.0) -> None:
         """At most one warning per `key` and period. Not rclpy's throttle_duration_sec: that inspects the
@@ -424,7 +451,7 @@ class ControllerNode(Node):
             "period_error_p99_us": f"{status.period_error_p99 * 1e6:.1f}",
             "period_error_max_us": f"{status.period_error_max * 1e6:.1f}",
             "missed_ticks": str(status.missed_ticks), "nonfinite_actions": str(self._nonfinite_actions),
-            "swap_mode": self._swap_mode, "hold_mode": self._hold_mode, "action_limit": f"{self._action_limit:g}",
+            "realtime": self._realtime, "swap_mode": self._swap_mode, "hold_mode": self._hold_mode, "action_limit": f"{self._action_limit:g}",
             "shadow_policy_id": str(status.shadow_policy_id) if self._slot.shadow is not None else "",
             "shadow_action_diff_max": f"{status.shadow_action_diff_max:.6g}",
             "shadow_nonfinite_actions": str(self._shadow_nonfinite),
