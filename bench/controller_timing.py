@@ -42,7 +42,7 @@ JOINTS = ("shoulder", "elbow", "wrist")
 Q, QD, TASK = (0.4, -0.7, 1.1), (0.05, -0.3, 0.2), (0.35, -0.12)
 OBS = np.array(Q + QD + TASK)
 GOALS = {"p99_us": 250.0, "missed_with_swaps": 0, "swap_latency_p99_ms": 5.0}
-PHASES = ("no swaps", "swaps")
+PHASES = ("no swaps", "swaps")  # each run once per controller configuration (default, SCHED_FIFO)
 
 
 def _layers(text: str) -> tuple[int, ...]:
@@ -236,12 +236,37 @@ def run(args) -> dict:
         if ref.returncode != 0:
             raise RuntimeError(f"reference timer failed: {ref.stderr}")
         reference = json.loads(ref.stdout.strip().splitlines()[-1])
-    proc = subprocess.Popen([sys.executable, "-m", "warpd_ros.nodes.controller", "--ros-args",
-                             "-p", "control_rate_hz:=1000.0", "-p", "status_rate_hz:=1.0"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    driver = None
+    load = os.getloadavg()
+    driver = Driver()
     try:
-        driver = Driver()
+        phases = {} if reference is None else {"bare rclpy timer (reference)": reference}
+        next_id = [1]
+        for suffix, params in variants(args):
+            phases.update(run_controller(args, env, driver, params, suffix, next_id))
+        return {"phases": phases, "forward_us": forward_time_us(args.layers, 20_000 if not args.quick else 3_000),
+                "load": {"start": load, "end": os.getloadavg()}}
+    finally:
+        driver.close()
+
+
+def variants(args) -> list[tuple[str, list[str]]]:
+    """(phase-name suffix, extra controller parameters): default scheduling, then the real-time mode."""
+    out = [("", [])]
+    if args.realtime_priority:
+        out.append((f", SCHED_FIFO {args.realtime_priority}",
+                    ["-p", f"realtime_priority:={args.realtime_priority}", "-p", "lock_memory:=true"]))
+    return out
+
+
+def run_controller(args, env, driver, params: list[str], suffix: str, next_id: list[int]) -> dict:
+    """Start one controller process with `params`, measure both phases, stop it."""
+    proc = subprocess.Popen([sys.executable, "-m", "warpd_ros.nodes.controller", "--ros-args",
+                             "-p", "control_rate_hz:=1000.0", "-p", "status_rate_hz:=1.0", *params],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        with driver.lock:
+            driver.statuses.clear()
+            driver.diagnostics.clear()
         deadline = time.monotonic() + 20
         while driver.latest_status() is None:
             if proc.poll() is not None:
@@ -249,14 +274,12 @@ def run(args) -> dict:
             if time.monotonic() > deadline:
                 raise RuntimeError("no ControllerStatus within 20 s")
             time.sleep(0.05)
-        next_id = 1
 
         def swap():
-            nonlocal next_id
-            policy = make_policy(next_id, args.layers, 1.0)
+            policy = make_policy(next_id[0], args.layers, 1.0)
             expected = np.clip(MLPPolicy(policy).select_action(OBS), -1.5, 1.5)
             driver.send(policy, expected)
-            next_id += 1
+            next_id[0] += 1
 
         swap()  # the policy of the no-swaps phase
         time.sleep(args.warmup)
@@ -268,7 +291,7 @@ def run(args) -> dict:
             swaps = []
             while time.monotonic() < t0 + args.seconds:
                 if name == "swaps" and time.monotonic() >= next_swap:
-                    swaps.append(next_id)
+                    swaps.append(next_id[0])
                     swap()
                     next_swap += 1.0 / args.swap_rate
                 time.sleep(min(0.01, max(0.0, next_swap - time.monotonic())) if name == "swaps" else 0.05)
@@ -280,24 +303,24 @@ def run(args) -> dict:
                 diags = [d for ts, d in driver.diagnostics if t0 < ts <= t1]
             processing = [float(d.get("swap_processing_max_us", 0)) for d in diags]
             delay = [float(d.get("swap_receive_delay_max_ms", 0)) for d in diags]
+            realtime = diags[-1].get("realtime", "?") if diags else "?"
+            if suffix and not realtime.startswith("SCHED_FIFO"):
+                raise RuntimeError(f"the controller did not get real-time scheduling: {realtime}")
             last = windows[-1] if windows else driver.latest_status()
             latencies = [(driver.first_command[i] - driver.published[i]) * 1e3 for i in swaps
                          if i in driver.first_command]
             stats = [{"period_error_p50": w.period_error_p50, "period_error_p99": w.period_error_p99,
                       "period_error_max": w.period_error_max, "loop_rate_hz": w.loop_rate_hz} for w in windows]
-            phases[name] = _phase_stats(stats, last.missed_ticks - missed0, cpu, t1 - t0)
-            phases[name].update({
+            phase = _phase_stats(stats, last.missed_ticks - missed0, cpu, t1 - t0)
+            phase.update({
                 "swaps_sent": len(swaps), "swaps_seen": len(latencies), "swap_latency_ms": latencies,
-                "rejected": int(last.swaps_rejected),
+                "rejected": int(last.swaps_rejected), "realtime": realtime,
                 "swap_processing_max_us": max(processing, default=0.0),
                 "swap_receive_delay_max_ms": max(delay, default=0.0),
             })
-        if reference is not None:
-            phases = {"bare rclpy timer (reference)": reference, **phases}
-        return {"phases": phases, "forward_us": forward_time_us(args.layers, 20_000 if not args.quick else 3_000)}
+            phases[name + suffix] = phase
+        return phases
     finally:
-        if driver is not None:
-            driver.close()
         proc.terminate()
         try:
             proc.wait(timeout=5)
@@ -307,15 +330,22 @@ def run(args) -> dict:
 
 
 def goals(result) -> list[tuple[str, str, bool]]:
-    swaps = result["phases"]["swaps"]
-    lat = swaps["swap_latency_ms"]
-    lat_p99 = float(np.percentile(lat, 99)) if lat else float("inf")
-    out = [(f"p99 period error ≤ {GOALS['p99_us']:.0f} µs, {name}", f"{p['p99_us']:.0f} µs (worst 1-s window)",
-            p["p99_us"] <= GOALS["p99_us"]) for name, p in result["phases"].items() if name in PHASES]
-    out.append(("zero missed ticks while 10 swaps/s arrive", f"{swaps['missed']} missed", swaps["missed"] == 0))
-    out.append((f"swap latency p99 ≤ {GOALS['swap_latency_p99_ms']:.0f} ms", f"{lat_p99:.2f} ms "
-                f"({swaps['swaps_seen']}/{swaps['swaps_sent']} swaps seen)",
-                lat_p99 <= GOALS["swap_latency_p99_ms"] and swaps["swaps_seen"] == swaps["swaps_sent"]))
+    """Each goal per controller configuration (default scheduling, and SCHED_FIFO where measured)."""
+    out = []
+    for name, p in result["phases"].items():
+        if name.split(",")[0] in PHASES:
+            out.append((f"p99 period error ≤ {GOALS['p99_us']:.0f} µs, {name}", f"{p['p99_us']:.0f} µs (worst 1-s "
+                        "window)", p["p99_us"] <= GOALS["p99_us"]))
+    for name, swaps in result["phases"].items():
+        if name.split(",")[0] != "swaps":
+            continue
+        lat = swaps["swap_latency_ms"]
+        lat_p99 = float(np.percentile(lat, 99)) if lat else float("inf")
+        out.append((f"zero missed ticks while 10 swaps/s arrive ({name})", f"{swaps['missed']} missed",
+                    swaps["missed"] == 0))
+        out.append((f"swap latency p99 ≤ {GOALS['swap_latency_p99_ms']:.0f} ms ({name})", f"{lat_p99:.2f} ms "
+                    f"({swaps['swaps_seen']}/{swaps['swaps_sent']} swaps seen)",
+                    lat_p99 <= GOALS["swap_latency_p99_ms"] and swaps["swaps_seen"] == swaps["swaps_sent"]))
     return out
 
 
@@ -349,7 +379,14 @@ def to_markdown(result, plot_path: Path | None, args) -> str:
         "loop). Period error = |actual - nominal period| in 1-s windows (the controller's ControllerStatus): p50 "
         "is the median window p50, p99 the worst window p99 (an upper bound on the phase p99), p99 med the "
         "median window p99. CPU: the process's utime+stime over the phase, in cores. Swap latency: publish of "
-        "PolicyWeights -> first command computed by that policy, received by the publishing process.",
+        "PolicyWeights -> first command computed by that policy, received by the publishing process. "
+        "Phases marked SCHED_FIFO ran a second controller process with `realtime_priority` and `lock_memory` set "
+        "(every thread SCHED_FIFO, memory locked: see README, 'Real-time controller').",
+        "",
+        "Machine load (1-min load average, 2 cores) at start {:.2f}, at end {:.2f}{}.".format(
+            result["load"]["start"][0], result["load"]["end"][0],
+            ": other work was running beside the benchmark" if max(result["load"]["start"][0],
+                                                                   result["load"]["end"][0]) > 1.0 else ""),
         "",
         "| phase | loop rate Hz | p50 µs | p99 µs | p99 med µs | max µs | missed ticks | CPU cores | swap p50 ms "
         "| swap p99 ms |",
@@ -377,7 +414,7 @@ def plot(result, path: Path) -> Path:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     offset = 0
-    for name, color in zip(result["phases"], ("tab:gray", "tab:blue", "tab:orange")[-len(result["phases"]):]):
+    for name, color in zip(result["phases"], ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red")[-len(result["phases"]):]):
         p = result["phases"][name]
         xs = np.arange(len(p["window_p99_us"])) + offset
         ax1.plot(xs, p["window_p99_us"], "o-", color=color, label=f"{name}: window p99")
@@ -389,9 +426,10 @@ def plot(result, path: Path) -> Path:
     ax1.set_ylabel("period error (µs)")
     ax1.set_title("1 kHz loop period error")
     ax1.legend(fontsize=7)
-    lat = np.sort(result["phases"]["swaps"]["swap_latency_ms"])
-    if lat.size:
-        ax2.plot(lat, np.arange(1, lat.size + 1) / lat.size, "-", color="tab:orange")
+    for name, color in zip([n for n in result["phases"] if n.split(",")[0] == "swaps"], ("tab:orange", "tab:red")):
+        lat = np.sort(result["phases"][name]["swap_latency_ms"])
+        if lat.size:
+            ax2.plot(lat, np.arange(1, lat.size + 1) / lat.size, "-", color=color, label=name)
     ax2.axvline(GOALS["swap_latency_p99_ms"], color="k", lw=0.8, ls="--", label="goal p99 5 ms")
     ax2.set_xlabel("publish -> first command of the new policy (ms)")
     ax2.set_ylabel("fraction of swaps")
@@ -410,6 +448,9 @@ def main(argv=None) -> int:
                         help="swapped policy's layer sizes (default 8,64,64,3: the planner's default)")
     parser.add_argument("--executor", choices=("events", "single"), default=None,
                         help="the controller's executor (WARPD_EXECUTOR; default: events)")
+    parser.add_argument("--realtime-priority", type=int, default=80,
+                        help="also measure the controller with realtime_priority=N and lock_memory (SCHED_FIFO; "
+                             "needs CAP_SYS_NICE); 0 skips that configuration (default 80)")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: inherit or private)")
     parser.add_argument("--no-reference", dest="reference", action="store_false",
                         help="skip the reference phase (a bare 1 kHz rclpy timer alone, run first)")
