@@ -26,6 +26,7 @@ from pathlib import Path
 
 from warpd_core.errors import WarpdError
 from warpd_ros.graph import KINDS, default_config, load_graph, remapping_args
+from warpd_ros.keygen import provide_graph_keys
 from warpd_ros.ros_env import loopback_environment, parse_domain_id, require_ros
 
 HELP = "start a whole node graph (sim or hil) as child processes, like `ros2 launch` does"
@@ -260,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
             raise WarpdError(f"node {child.name}: module {module} is not installed in this Python")
 
     graph = Bringup(children, env)
+    provide_graph_keys(load_graph(args.kind, config), args.overrides, graph.say)
     graph.say(header + (f", for {args.duration:g} s" if args.duration else ", until Ctrl-C"))
     # Ctrl-C must stop the graph however bringup was started: a shell starts background jobs with
     # SIGINT ignored, and Python then never installs its KeyboardInterrupt handler.

@@ -469,7 +469,8 @@ def _something_answers(rclpy, domain_id, topic_names: dict) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from warpd_ros.bringup import Bringup, plan
-    from warpd_ros.graph import default_config, read_params_file
+    from warpd_ros.graph import default_config, load_graph, read_params_file
+    from warpd_ros.keygen import provide_graph_keys
     from warpd_ros.ros_env import loopback_environment, require_ros
 
     config = Path(args.config) if args.config is not None else default_config("hil")
@@ -496,6 +497,7 @@ def run(args: argparse.Namespace) -> int:
     graph = None
     if start:
         children = plan("hil", config, args.overrides)
+        provide_graph_keys(load_graph("hil", config), args.overrides, lambda text: print(f"warpd hil-check: {text}"))
         env = loopback_environment(args.domain_id)
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")

@@ -3,8 +3,8 @@
 The controller node (``warpd_ros/nodes/controller.py``) is thin glue around this module, so every
 decision it makes can be unit-tested and fuzzed without a ROS graph:
 
-- :func:`check_policy` decides whether a received policy may be run at all (validation against the
-  controller's :class:`ControllerSpec`, clock checks, replay protection per planner).
+- :func:`check_policy` decides whether a received policy may be run at all (its auth tag, validation
+  against the controller's :class:`ControllerSpec`, clock checks, replay protection per planner).
 - :class:`ActivePolicy` is one accepted policy, ready to run; :class:`PolicySlot` holds the active
   policy and an optional shadow candidate and swaps them with a single reference assignment.
 - :func:`decide_mode` says whether the controller may drive the robot this tick (RUN / SHADOW) or
@@ -25,6 +25,7 @@ import numpy as np
 from warpd_core.errors import PolicyValidationError
 from warpd_core.runtime.mlp_runtime import MLPPolicy
 from warpd_core.runtime.policy_spec import GeneratedPolicy
+from warpd_core.runtime.signing import PolicyVerifier
 
 MODE_HOLD, MODE_RUN, MODE_SHADOW = "HOLD", "RUN", "SHADOW"
 HOLD_ZERO_VELOCITY, HOLD_LAST_COMMAND = "zero_velocity", "last_command"
@@ -39,12 +40,15 @@ class ControllerSpec:
     """What the controller feeds a policy and what it expects back.
 
     Observation = [q (joint order), qd (joint order), task features]; action = one joint velocity
-    per joint, in joint order.
+    per joint, in joint order. `max_policy_age_s` > 0 refuses policies stamped longer ago than that
+    (the replay window: a controller that restarted has no policy_id history, but an old recorded
+    message is still too old); 0 accepts any age.
     """
 
     joint_names: tuple[str, ...]
     n_task_features: int
     max_clock_skew_s: float = 0.5
+    max_policy_age_s: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "joint_names", tuple(self.joint_names))
@@ -56,6 +60,8 @@ class ControllerSpec:
             raise ValueError(f"n_task_features must be >= 0, got {self.n_task_features}")
         if not (math.isfinite(self.max_clock_skew_s) and self.max_clock_skew_s >= 0):
             raise ValueError(f"max_clock_skew_s must be finite and >= 0, got {self.max_clock_skew_s}")
+        if not (math.isfinite(self.max_policy_age_s) and self.max_policy_age_s >= 0):
+            raise ValueError(f"max_policy_age_s must be finite and >= 0, got {self.max_policy_age_s}")
 
     @property
     def obs_dim(self) -> int:
@@ -67,15 +73,19 @@ class ControllerSpec:
 
 
 def check_policy(policy: GeneratedPolicy, spec: ControllerSpec, now_ns: int,
-                 last_accepted: Mapping[str, int]) -> None:
+                 last_accepted: Mapping[str, int], verifier: PolicyVerifier | None = None) -> None:
     """Raise PolicyValidationError(reason, message) unless `policy` may be installed now.
 
-    Order matters: the architecture (a handful of integers) is validated and compared with the
-    spec before any array is looked at, so a message declaring absurd sizes costs nothing; then
-    the arrays (`policy.validate()`), then the clocks, then replay. `last_accepted` maps
-    planner_id -> the last policy_id accepted from that planner; it is not modified here (the
-    caller records an id only once the policy is really installed).
+    Order matters: first the auth tag (`verifier`; none = tags ignored), so nothing of an
+    unauthenticated message is interpreted; then the architecture (a handful of integers) is
+    validated and compared with the spec before any array is looked at, so a message declaring
+    absurd sizes costs nothing; then the arrays (`policy.validate()`), then the clocks (future
+    stamp, expiry, the max_policy_age_s window), then replay. `last_accepted` maps planner_id ->
+    the last policy_id accepted from that planner; it is not modified here (the caller records an
+    id only once the policy is really installed).
     """
+    if verifier is not None:
+        verifier.check(policy)
     arch = policy.architecture
     arch.validate()
     if arch.obs_dim != spec.obs_dim or arch.action_dim != spec.action_dim:
@@ -99,6 +109,10 @@ def check_policy(policy: GeneratedPolicy, spec: ControllerSpec, now_ns: int,
         raise PolicyValidationError(
             "expired", f"policy expired {(now_ns - expires) / 1e9:.3f} s ago "
                        f"(valid_for {policy.valid_for_s:.3f} s from its stamp)")
+    if spec.max_policy_age_s > 0 and now_ns - policy.stamp_ns > spec.max_policy_age_s * 1e9:
+        raise PolicyValidationError(
+            "stale_stamp", f"policy stamp is {(now_ns - policy.stamp_ns) / 1e9:.3f} s old (more than "
+                           f"max_policy_age_s={spec.max_policy_age_s}); a replayed recording, or clocks out of sync?")
     last = last_accepted.get(policy.planner_id)
     if last is not None and policy.policy_id <= last:
         raise PolicyValidationError(

@@ -18,6 +18,14 @@ Modes and swaps are decided in warpd_core/runtime/swap.py (no ROS there); this n
   it was computed, then zeros. A velocity is motion, not a hold: stale or invalid joint states
   give zeros at once, so the robot never moves blind longer than the controller trusts its inputs.
 - A non-finite action is never published: that tick publishes the hold command and is counted.
+- Command limits (warpd_core/runtime/command_limits.py) come after the policy and the action_limit
+  clip: velocity, position (stop at the limit, brake in time) and rate (acceleration) limits per
+  joint, from the limit parameters. A HOLD is not rate-limited: zero velocity is published at once
+  (stopping is never delayed); a held last_command still passes the position/velocity envelope.
+- Signatures (warpd_core/runtime/signing.py): with signing_key_file set, a signed policy must verify;
+  with require_signature, unsigned ones are refused too. Refusals are counted like any other
+  ("unsigned", "bad_signature"), as are replays ("replayed": policy_id not newer than the last one
+  from that planner; "stale_stamp": older than max_policy_age_s).
 - Clocks: the control and status timers run on the steady clock (a sim /clock must not pace a
   1 kHz loop); policy stamps, expiry and joint-state freshness use the node's ROS clock (sim time
   under use_sim_time), the clock planners stamp policies with.
@@ -43,6 +51,8 @@ from collections import deque  # noqa: E402
 import numpy as np  # noqa: E402
 
 from warpd_core.errors import PolicyValidationError  # noqa: E402
+from warpd_core.runtime.command_limits import JointLimits, limit_command  # noqa: E402
+from warpd_core.runtime.signing import PolicyVerifier, load_key  # noqa: E402
 from warpd_core.runtime.swap import (  # noqa: E402
     MODE_HOLD,
     MODE_RUN,
@@ -102,6 +112,22 @@ PARAMS = [
           "run: a newly accepted policy becomes active at once. shadow: it runs beside the active one, "
           "unactuated, until ~/promote_shadow.", choices=(SWAP_RUN, SWAP_SHADOW)),
     Param("max_clock_skew_s", 0.5, "Reject policies stamped further than this in the future (s).", min=0.0, max=10.0),
+    Param("max_policy_age_s", 0.0, "Reject policies stamped longer ago than this (s): the replay window that "
+          "still holds after a controller restart. 0 = any age.", min=0.0, max=3600.0),
+    Param("require_signature", False, "Run only policies whose auth_tag verifies with signing_key_file.",
+          read_only=True),
+    Param("signing_key_file", "", "File with the shared policy signing key (hex, mode 0600; `warpd keygen`). "
+          "'' = none: auth tags are ignored. When set, a tag that is present must verify.", read_only=True),
+    Param("position_lower", [float("-inf")], "Lowest joint position per joint (one value = every joint; -inf = "
+          "none). Commands never drive a joint below it.", read_only=True),
+    Param("position_upper", [float("inf")], "Highest joint position per joint (one value = every joint; inf = "
+          "none).", read_only=True),
+    Param("velocity_limit", [float("inf")], "|joint velocity| limit per joint, > 0 (one value = every joint; "
+          "inf = only action_limit).", read_only=True),
+    Param("acceleration_limit", [float("inf")], "|change of the commanded velocity| per second, per joint, > 0 "
+          "(one value = every joint; inf = none). Not applied to HOLD: stopping is immediate.", read_only=True),
+    Param("effort_limit", [float("inf")], "Effort limit per joint, > 0; reported only: this controller commands "
+          "velocity, set it in the robot's driver.", read_only=True),
     Param("status_rate_hz", 10.0, "Rate of ControllerStatus and diagnostics (Hz).", min=1.0, max=100.0),
     Param("realtime_priority", 0,
           "0: normal scheduling. 1..98: run every thread of this process SCHED_FIFO at this priority, so the "
@@ -114,7 +140,18 @@ PARAMS = [
 ]
 
 
+# Read-only: the safety envelope is fixed at start, so nobody on the graph can widen it through the
+# (unauthenticated, without SROS2) parameter services. action_limit stays live but inside the envelope.
+LIMIT_PARAMS = ("position_lower", "position_upper", "velocity_limit", "acceleration_limit", "effort_limit")
+
+
 def _validate(name: str, value) -> str | None:
+    if name in LIMIT_PARAMS:
+        values = list(value)
+        if not values or any(v != v for v in values):  # NaN != NaN
+            return "needs at least one value and no NaN"
+        if name not in ("position_lower", "position_upper") and not all(v > 0 for v in values):
+            return "every value must be > 0 (inf = no limit)"
     if name == "joint_names":
         if not value or any(not n for n in value):
             return "needs at least one non-empty joint name"
@@ -123,11 +160,27 @@ def _validate(name: str, value) -> str | None:
     return None
 
 
+def admit_policy(msg: PolicyWeights, spec: ControllerSpec, now_ns: int, last_accepted: dict,
+                 verifier: PolicyVerifier) -> ActivePolicy:
+    """A received PolicyWeights as a policy ready to run, or PolicyValidationError with a reason code.
+
+    Everything the controller decides about a message, in one function the fuzz tests call too:
+    the conversion without validation (check_policy authenticates first, then validates).
+    """
+    policy = msg_to_policy(msg, validate=False)
+    check_policy(policy, spec, now_ns, last_accepted, verifier)
+    return ActivePolicy.from_policy(policy)
+
+
 class ControllerNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
         p = declare_parameters(self, PARAMS, self._on_params, _validate)
-        self._spec = ControllerSpec(tuple(p["joint_names"]), int(p["n_task_features"]), float(p["max_clock_skew_s"]))
+        self._spec = ControllerSpec(tuple(p["joint_names"]), int(p["n_task_features"]), float(p["max_clock_skew_s"]),
+                                    float(p["max_policy_age_s"]))
+        self._limits = JointLimits.create(self._spec.joint_names, **{k: p[k] for k in LIMIT_PARAMS})
+        key = load_key(p["signing_key_file"]) if p["signing_key_file"] else None
+        self._verifier = PolicyVerifier(key, bool(p["require_signature"]))
         self._joints = JointIndex(self._spec.joint_names)
         self._n = len(self._spec.joint_names)
         self._stale_timeout_s = float(p["stale_timeout_s"])
@@ -151,6 +204,7 @@ class ControllerNode(Node):
         self._last_accepted: dict[str, int] = {}
         self._accepted = self._rejected = 0
         self._last_rejection = ""
+        self._rejections_by_reason: dict[str, int] = {}
         self._rejections_reported = 0
         self._nonfinite_actions = self._nonfinite_reported = 0
         self._missed_reported = 0
@@ -161,6 +215,7 @@ class ControllerNode(Node):
         self._pending_policies: deque[PolicyWeights] = deque()
         self._mode, self._mode_reason = MODE_HOLD, REASON_NO_POLICY
         self._last_command: np.ndarray | None = None
+        self._published = np.zeros(self._n)  # the last command sent (a HOLD sends zeros first)
         self._last_command_ns: int | None = None
         self._loop = LoopTimer(self._control_rate_hz)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -195,9 +250,11 @@ class ControllerNode(Node):
             self._hold_mode = changes["hold_mode"]
         if "action_limit" in changes:
             self._action_limit = float(changes["action_limit"])
-        if "max_clock_skew_s" in changes:
-            self._spec = ControllerSpec(self._spec.joint_names, self._spec.n_task_features,
-                                        float(changes["max_clock_skew_s"]))
+        if "max_clock_skew_s" in changes or "max_policy_age_s" in changes:
+            spec = self._spec
+            self._spec = ControllerSpec(spec.joint_names, spec.n_task_features,
+                                        float(changes.get("max_clock_skew_s", spec.max_clock_skew_s)),
+                                        float(changes.get("max_policy_age_s", spec.max_policy_age_s)))
         if "swap_mode" in changes and changes["swap_mode"] != self._swap_mode:
             self._swap_mode = changes["swap_mode"]
             if self._swap_mode == SWAP_RUN and self._slot.shadow is not None:
@@ -292,11 +349,9 @@ class ControllerNode(Node):
             return
         msg = self._pending_policies.popleft()
         start = time.perf_counter_ns()
+        now = self._now_ns()
         try:
-            policy = msg_to_policy(msg)  # validates the architecture before looking at any array
-            now = self._now_ns()
-            check_policy(policy, self._spec, now, self._last_accepted)
-            candidate = ActivePolicy.from_policy(policy)
+            candidate = admit_policy(msg, self._spec, now, self._last_accepted, self._verifier)
         except PolicyValidationError as exc:
             self._reject(exc.reason, str(exc), msg)
             return
@@ -319,6 +374,7 @@ class ControllerNode(Node):
 
     def _reject(self, reason: str, message: str, msg: PolicyWeights) -> None:
         self._rejected += 1
+        self._rejections_by_reason[reason] = self._rejections_by_reason.get(reason, 0) + 1
         self._last_rejection = f"{reason}: {message}"
         self._warn_throttled("policy", f"rejected policy {getattr(msg, 'policy_id', '?')} from "
                                        f"{getattr(msg, 'planner_id', '?')!r}: {reason}: {message}")
@@ -350,6 +406,7 @@ class ControllerNode(Node):
             if action is not None:
                 limit = self._action_limit
                 command = np.minimum(np.maximum(action, -limit), limit)
+                command = limit_command(command, self._q, self._published, self._limits, self._loop.nominal_ns * 1e-9)
                 self._last_command, self._last_command_ns = command, now
             if mode == MODE_SHADOW:
                 shadow_action = self._run(state.shadow, obs, shadow=True)
@@ -360,10 +417,13 @@ class ControllerNode(Node):
         if command is None:
             command = hold_command(self._hold_mode, self._n, self._last_command, self._last_command_ns,
                                    now, self._stale_timeout_s, inputs_ok(mode, reason))
+            if command.any():  # a held last_command: still inside the envelope at the latest position
+                command = limit_command(command, self._q, None, self._limits, self._loop.nominal_ns * 1e-9)
         try:
             out = float64_array_msg(command)
         except ValueError:  # cannot happen (both paths are finite); never publish NaN regardless
             out = Float64MultiArray(data=[0.0] * self._n)
+        self._published = np.asarray(out.data)  # what the rate limit of the next tick starts from
         if self.context.ok():  # SIGINT/SIGTERM may have shut the context down since this tick began
             self._cmd_pub.publish(out)
         self._mode, self._mode_reason = mode, reason
@@ -446,12 +506,16 @@ class ControllerNode(Node):
             "active_task": status.active_task, "active_policy_age_s": f"{status.active_policy_age:.3f}",
             "swaps_accepted": str(status.swaps_accepted), "swaps_rejected": str(status.swaps_rejected),
             "last_rejection_reason": status.last_rejection_reason,
+            "rejections_by_reason": " ".join(f"{k}={v}" for k, v in sorted(self._rejections_by_reason.items())),
             "target_rate_hz": f"{status.target_rate_hz:g}", "loop_rate_hz": f"{status.loop_rate_hz:.1f}",
             "period_error_p50_us": f"{status.period_error_p50 * 1e6:.1f}",
             "period_error_p99_us": f"{status.period_error_p99 * 1e6:.1f}",
             "period_error_max_us": f"{status.period_error_max * 1e6:.1f}",
             "missed_ticks": str(status.missed_ticks), "nonfinite_actions": str(self._nonfinite_actions),
             "realtime": self._realtime, "swap_mode": self._swap_mode, "hold_mode": self._hold_mode, "action_limit": f"{self._action_limit:g}",
+            "require_signature": str(self._verifier.required).lower(),
+            "signing_key": "configured" if self._verifier.key is not None else "none",
+            **{k: " ".join(f"{v:g}" for v in getattr(self._limits, k)) for k in LIMIT_PARAMS},
             "shadow_policy_id": str(status.shadow_policy_id) if self._slot.shadow is not None else "",
             "shadow_action_diff_max": f"{status.shadow_action_diff_max:.6g}",
             "shadow_nonfinite_actions": str(self._shadow_nonfinite),

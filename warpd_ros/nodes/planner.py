@@ -10,6 +10,8 @@ when it was generated (sim time under use_sim_time), valid_for = `valid_for_s`, 
 strictly increasing, starting at the wall-clock time in ms so ids keep increasing across a
 restart (controllers refuse an id that is not newer than the last one from the same planner).
 `~/set_task` (warpd_ros/SetTask) switches to another task the checkpoint knows.
+With `signing_key_file` set, every policy is signed (auth_tag = HMAC-SHA256 over the weights and
+every metadata field, warpd_core/runtime/signing.py) after its stamp is set, as the last step.
 A DiagnosticArray on DIAGNOSTICS (~1 Hz) carries the planning latency (`planner_latency_ms` =
 p50 over the last 200 plans, plus p95 and the latest) and counters.
 
@@ -36,6 +38,7 @@ import numpy as np  # noqa: E402
 from warpd_core.errors import WarpdError  # noqa: E402
 from warpd_core.policies.warpd.checkpoint import load_checkpoint  # noqa: E402
 from warpd_core.policies.warpd.planner import Planner  # noqa: E402
+from warpd_core.runtime.signing import load_key, sign_policy  # noqa: E402
 from warpd_ros.params import Param, declare_parameters  # noqa: E402
 from warpd_ros.ros_env import require_ros, resolve_package_file, run_node  # noqa: E402
 
@@ -78,6 +81,8 @@ PARAMS = [
     Param("n_task_features", 2, "Task features after [q, qd] in the observation (TASK_FEATURES length).",
           min=0, max=1024, read_only=True),
     Param("device", "cpu", "torch device to sample on (cpu, cuda, cuda:1, ...).", read_only=True),
+    Param("signing_key_file", "", "Sign every policy with the key in this file (hex, mode 0600; `warpd keygen`); "
+          "'' = publish unsigned.", read_only=True),
 ]
 
 
@@ -87,6 +92,7 @@ class PlannerNode(Node):
         self._task_names: list[str] | None = None  # known once the checkpoint is loaded
         values = declare_parameters(self, PARAMS, self._on_params, self._validate)
         self._joint_names = tuple(values["joint_names"])
+        self._key = load_key(values["signing_key_file"]) if values["signing_key_file"] else None
         self._n_features = values["n_task_features"]
         path = resolve_package_file(values["checkpoint"])
         model = load_checkpoint(path, values["device"])  # WarpdError: missing, corrupt, not a checkpoint
@@ -208,6 +214,8 @@ class PlannerNode(Node):
             policy = self.planner.generate(obs)
             policy.joint_names = self._joint_names
             policy.stamp_ns = self.get_clock().now().nanoseconds
+            if self._key is not None:
+                sign_policy(policy, self._key)  # last: every field it covers is final now
             msg = policy_to_msg(policy)  # validates: nothing unrunnable leaves this node
         except (WarpdError, ValueError, RuntimeError) as exc:
             self._failures += 1
@@ -262,6 +270,7 @@ class PlannerNode(Node):
             "planner_latency_last_ms": f"{last:.3f}", "policies_published": str(self._published),
             "last_policy_id": str(self._last_policy_id), "plan_failures": str(self._failures),
             "task": self.planner.task, "replan_period_s": f"{self._period_s:g}",
+            "signing": "on" if self._key is not None else "off",
             "diffusion_steps": str(self.planner.steps), "sampler": str(self.planner.sampler),
             "ignored_joint_states": str(self._bad_states), "ignored_task_features": str(self._bad_features),
         }
