@@ -414,7 +414,8 @@ def plot(result, path: Path) -> Path:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     offset = 0
-    for name, color in zip(result["phases"], ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red")[-len(result["phases"]):]):
+    palette = ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red")[-len(result["phases"]):]
+    for name, color in zip(result["phases"], palette):
         p = result["phases"][name]
         xs = np.arange(len(p["window_p99_us"])) + offset
         ax1.plot(xs, p["window_p99_us"], "o-", color=color, label=f"{name}: window p99")

@@ -6,6 +6,7 @@ running pytest directly (not through scripts/test.sh) is just as safe.
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,13 @@ if os.environ.get("ROS_DOMAIN_ID", "") in ("", "0"):
     os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Tests never write into the user's home: `warpd bringup hil` creates the signing key
+# ~/.config/warpd/policy_signing.key when it is missing, and ROS logs go to ~/.ros. A
+# HOME of their own (kept between runs for matplotlib's font cache) takes both.
+_TEST_HOME = Path(tempfile.gettempdir()) / f"warpd-test-home-{os.getuid()}"
+_TEST_HOME.mkdir(mode=0o700, exist_ok=True)
+os.environ["HOME"] = str(_TEST_HOME)
 
 
 def run_module(module: str, *args: str, env: dict | None = None, timeout: float = 60,
