@@ -22,6 +22,7 @@ from warpd_core.runtime.swap import (
     expires_at_ns,
     hold_command,
     inputs_ok,
+    state_time_ns,
 )
 from warpd_core.runtime.synthetic import synthetic_policy
 
@@ -305,3 +306,15 @@ def test_loop_timer_ring_keeps_the_newest_and_rate_changes_restart():
     assert timer.window_stats()["periods"] == 1 and timer.missed_ticks == 0
     with pytest.raises(ValueError):
         LoopTimer(0.0)
+
+
+def test_a_joint_state_is_as_old_as_its_stamp_or_its_arrival_whichever_is_older():
+    arrival = NOW
+    assert state_time_ns(arrival, arrival - 300_000_000) == arrival - 300_000_000  # delivered 0.3 s late
+    assert state_time_ns(arrival, arrival + 5 * S) == arrival  # a future stamp buys no freshness
+    assert state_time_ns(arrival, 0) == arrival  # unstamped: arrival
+    assert state_time_ns(arrival, arrival - 300_000_000, use_stamp=False) == arrival  # clocks not comparable
+    active = ActivePolicy.from_policy(make(valid_for=0.0))
+    late = state_time_ns(arrival, arrival - 300_000_000)
+    assert decide_mode(arrival, active, late, None, 0.1)[0] == MODE_HOLD
+    assert decide_mode(arrival, active, state_time_ns(arrival, arrival - 5_000_000), None, 0.1)[0] == MODE_RUN

@@ -199,6 +199,20 @@ class PolicySlot:
         self.state = SlotState()
 
 
+def state_time_ns(arrival_ns: int, stamp_ns: int, use_stamp: bool = True) -> int:
+    """The time a joint state describes, for judging whether it is fresh.
+
+    Arrival alone would let a link that delivers every state late (or a driver replaying old
+    states) keep the controller in RUN on stale data; so the older of the header stamp and the
+    arrival time counts. A stamp in the future cannot make a state fresher than its arrival.
+    Unstamped states (stamp 0), or `use_stamp=False` (clocks that cannot be synchronised),
+    fall back to arrival.
+    """
+    if not use_stamp or stamp_ns <= 0:
+        return arrival_ns
+    return min(arrival_ns, stamp_ns)
+
+
 def decide_mode(now_ns: int, active: ActivePolicy | None, last_state_ns: int | None,
                 state_error: str | None, stale_timeout_s: float,
                 shadow: ActivePolicy | None = None) -> tuple[str, str]:

@@ -66,6 +66,7 @@ from warpd_core.runtime.swap import (  # noqa: E402
     decide_mode,
     hold_command,
     inputs_ok,
+    state_time_ns,
 )
 from warpd_ros.params import Param, declare_parameters  # noqa: E402
 from warpd_ros.realtime import apply_realtime  # noqa: E402
@@ -102,7 +103,11 @@ PARAMS = [
     Param("n_task_features", 2, "Observation entries after [q, qd] (from the task features topic).",
           min=0, max=1024, read_only=True),
     Param("control_rate_hz", 1000.0, "Control loop rate (Hz); a change re-creates the timer.", min=1.0, max=2000.0),
-    Param("stale_timeout_s", 0.1, "HOLD when no joint state arrived for this long (s).", min=0.001, max=5.0),
+    Param("stale_timeout_s", 0.1, "HOLD when the newest joint state is older than this (s): by its header stamp "
+          "(see check_state_stamps) or, if later, by when it arrived.", min=0.001, max=5.0),
+    Param("check_state_stamps", True,
+          "Judge joint-state age by header.stamp too, so late-delivered or replayed states HOLD. Needs the "
+          "driver's clock synchronised with this node's (the same /clock under use_sim_time); false: arrival only."),
     Param("hold_mode", "zero_velocity",
           "Command published in HOLD: zeros; or the last policy command for at most stale_timeout_s when the "
           "HOLD is about the policy (none/expired), zeros when joint states are stale or invalid.",
@@ -184,6 +189,7 @@ class ControllerNode(Node):
         self._joints = JointIndex(self._spec.joint_names)
         self._n = len(self._spec.joint_names)
         self._stale_timeout_s = float(p["stale_timeout_s"])
+        self._check_state_stamps = bool(p["check_state_stamps"])
         self._hold_mode = p["hold_mode"]
         self._action_limit = float(p["action_limit"])
         self._swap_mode = p["swap_mode"]
@@ -246,6 +252,8 @@ class ControllerNode(Node):
     def _on_params(self, changes: dict) -> None:
         if "stale_timeout_s" in changes:
             self._stale_timeout_s = float(changes["stale_timeout_s"])
+        if "check_state_stamps" in changes:
+            self._check_state_stamps = bool(changes["check_state_stamps"])
         if "hold_mode" in changes:
             self._hold_mode = changes["hold_mode"]
         if "action_limit" in changes:
@@ -297,7 +305,9 @@ class ControllerNode(Node):
 
     # ------------------------------------------------------------------ inputs
     def _on_joint_state(self, msg: JointState) -> None:
-        self._last_state_ns = self._now_ns()
+        stamp = msg.header.stamp
+        self._last_state_ns = state_time_ns(self._now_ns(), stamp.sec * 1_000_000_000 + stamp.nanosec,
+                                            self._check_state_stamps)
         try:
             self._q, self._qd = self._joints.read(msg)
         except JointStateError as exc:
