@@ -1,4 +1,5 @@
-"""`warpd train`: train WARPD (stage 1, then stage 2) from a YAML config; resumable.
+"""`warpd train`: train WARPD (stage 1, then stage 2), or with `--policy dp` the Diffusion Policy
+baseline, from a YAML config; resumable.
 
 Rerunning the same command continues from the last saved training state. Under torchrun it trains
 DDP replicas (gloo on CPU, nccl on CUDA):
@@ -14,8 +15,9 @@ import yaml
 
 from warpd_core.errors import WarpdError
 
-HELP = "train WARPD (VAE + hypernetwork + world model, then latent diffusion) from a YAML config; resumable"
+HELP = "train WARPD (VAE + hypernetwork + world model, then latent diffusion) or --policy dp from a YAML config; resumable"
 DEFAULT_CONFIG = "config/train_reach_around.yaml"
+DEFAULT_CONFIGS = {"warpd": DEFAULT_CONFIG, "dp": "config/train_dp_reach_around.yaml"}
 
 
 def override(text: str) -> tuple[list[str], object]:
@@ -27,7 +29,10 @@ def override(text: str) -> tuple[list[str], object]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"training config YAML (default {DEFAULT_CONFIG})")
+    parser.add_argument("--policy", choices=sorted(DEFAULT_CONFIGS), default="warpd",
+                        help="what to train: warpd (default) or dp, the Diffusion Policy baseline")
+    parser.add_argument("--config", help="training config YAML (default "
+                        + ", ".join(f"{p}: {c}" for p, c in DEFAULT_CONFIGS.items()) + ")")
     parser.add_argument("--set", dest="overrides", type=override, action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set stage1.steps=200 --set loss.ro=0 (repeatable)")
     parser.add_argument("--output", help="output directory (default: the config's `output`)")
@@ -37,8 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(args):
-    from warpd_core.policies.warpd.config import TrainConfig, read_yaml
+    from warpd_core.policies.config_io import read_yaml
+    from warpd_core.policies.dp.config import DPConfig
+    from warpd_core.policies.warpd.config import TrainConfig
 
+    policy = args.policy
+    args.config = args.config or DEFAULT_CONFIGS[policy]
     raw = read_yaml(args.config)
     for path, value in args.overrides:
         node = raw
@@ -49,13 +58,17 @@ def load_config(args):
         node[path[-1]] = value
     if args.output:
         raw["output"] = args.output
-    return TrainConfig.from_dict(raw, source=args.config + (" with --set overrides" if args.overrides else ""))
+    config_class = DPConfig if policy == "dp" else TrainConfig
+    return config_class.from_dict(raw, source=args.config + (" with --set overrides" if args.overrides else ""))
 
 
 def run(args) -> int:
     import torch
 
-    from warpd_core.training.trainer import train
+    if args.policy == "dp":
+        from warpd_core.policies.dp.training import train
+    else:
+        from warpd_core.training.trainer import train
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise WarpdError(f"--device {args.device} asked for, but torch sees no CUDA device", "use --device cpu")

@@ -6,12 +6,11 @@ strictly (unknown keys and wrong types are errors), so a typo never silently tra
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from warpd_core.errors import WarpdError
+from warpd_core.policies.config_io import build_dataclass, read_yaml
 
 
 @dataclass
@@ -98,14 +97,48 @@ class Stage2Config:
 
 @dataclass
 class DataConfig:
-    """Where the demonstrations come from; collected with the scripted expert when missing."""
+    """Where the demonstrations come from; collected with the scripted expert when missing.
+
+    One task: `task`, its dataset at `path`. Several tasks (multitask WARPD, e.g. MT10): list them
+    in `tasks`; each gets its own dataset at `path`/<last part of the task name> (one dataset per
+    task keeps `warpd collect` and the dataset format single-task), and `episodes`, `seed` and
+    `hold_steps` apply to each. `task` is then ignored.
+    """
 
     path: str = "runs/data/reach_around"
     task: str = "reach_around"
+    tasks: tuple[str, ...] = ()  # several tasks, one dataset each under `path`; empty = just `task`
     episodes: int = 500
     seed: int = 0
     horizon: int = 16  # H: window length the encoder sees and L_BC / L_RO cover
     hold_steps: int = 16  # expert keeps demonstrating this long after success (how to stay at the goal)
+
+    @property
+    def task_list(self) -> list[str]:
+        """The tasks trained on, in task-id order (the order of the model's task embeddings)."""
+        return list(self.tasks) if self.tasks else [self.task]
+
+    def dataset_path(self, task: str) -> Path:
+        """Where the demonstrations of `task` live."""
+        return Path(self.path) / task.rsplit("/", 1)[-1] if self.tasks else Path(self.path)
+
+    def validate(self, where: str) -> None:
+        """Unknown names in `tasks` fail here, at load time, not after minutes of data collection.
+
+        The single `task` is not checked: it may name an imported dataset's task (e.g. "rosbag")."""
+        from warpd_core.tasks.registry import task_names, unknown_task_error
+
+        known = set(task_names())
+        for name in self.tasks:
+            if name not in known:
+                error = unknown_task_error(name)
+                raise WarpdError(f"{where}: data: {error}", error.hint)
+        if len(set(self.task_list)) != len(self.task_list):
+            raise WarpdError(f"{where}: data.tasks lists a task twice: {list(self.tasks)}")
+        leaves = [t.rsplit("/", 1)[-1] for t in self.tasks]
+        if len(set(leaves)) != len(leaves):
+            raise WarpdError(f"{where}: data.tasks {list(self.tasks)} would share a dataset directory under {self.path}",
+                             "give tasks whose names differ after the last '/'")
 
 
 @dataclass
@@ -128,59 +161,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "TrainConfig":
-        return _build(cls, data, source)
+        config = build_dataclass(cls, data, source)
+        config.data.validate(source)
+        return config
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
         return cls.from_dict(read_yaml(path), source=str(path))
-
-
-def read_yaml(path: str | Path) -> dict:
-    """The raw mapping of a config file, or a clear error (before any key is checked)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise WarpdError(f"cannot read training config {path}: {exc.strerror}",
-                         "configs live in config/, e.g. config/train_reach_around.yaml") from None
-    except yaml.YAMLError as exc:
-        raise WarpdError(f"{path} is not valid YAML: {exc}") from None
-    if data is not None and not isinstance(data, dict):
-        raise WarpdError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data or {}
-
-
-def _build(cls, data, where):
-    if not isinstance(data, dict):
-        raise WarpdError(f"{where}: expected a mapping, got {type(data).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise WarpdError(f"{where}: unknown key(s) {unknown}", f"known keys: {', '.join(known)}")
-    kwargs = {}
-    for name, value in data.items():
-        default = getattr(cls(), name)
-        label = f"{where}: {name}"
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, label)
-        else:
-            kwargs[name] = _coerce(value, default, label)
-    return cls(**kwargs)
-
-
-def _coerce(value, default, label):
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, tuple):
-        ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and v > 0 for v in value)
-        value = tuple(value) if ok else value
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise WarpdError(f"{label} must be like {default!r} ({type(default).__name__}), got {value!r}")
-    return value
