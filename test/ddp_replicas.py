@@ -17,7 +17,7 @@ def main(config_path: str, out: str) -> None:
     config = TrainConfig.from_yaml(config_path)
     ctx = setup("cpu")
     torch.manual_seed(config.seed)
-    model, windows = build_model(config, Dataset.open(config.data.path))
+    model, windows = build_model(config, [Dataset.open(config.data.path)])
     index = _batch_index(config, 1, 0, ctx.rank, len(windows), config.stage1.batch_size)
     first_loss = float(model.stage1(*windows.batch(index))["total"].detach())
     torch.manual_seed(config.seed + 1000 * ctx.rank)

@@ -42,7 +42,12 @@ def make_task(name: str, **kwargs) -> Task:
     try:
         factory = _FACTORIES[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _FACTORIES, n=3)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise WarpdError(f"unknown task {name!r}", hint + "known tasks: " + ", ".join(task_names())) from None
+        raise unknown_task_error(name) from None
     return factory(**kwargs)
+
+
+def unknown_task_error(name: str) -> WarpdError:
+    """The error for a task name that is not registered: close matches, then every known name."""
+    close = difflib.get_close_matches(name, _FACTORIES, n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return WarpdError(f"unknown task {name!r}", hint + "known tasks: " + ", ".join(task_names()))

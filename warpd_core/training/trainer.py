@@ -29,24 +29,33 @@ from warpd_core.training.windows import Windows, demonstrations, make_windows
 DONE = 3  # "stage" recorded once both stages have finished
 
 
-def ensure_dataset(config: TrainConfig, ctx: DistContext):
-    """Open the configured dataset, collecting it with the scripted expert first if it is missing."""
+def ensure_datasets(config, ctx: DistContext) -> list:
+    """Open the dataset of every configured task (config.data.task_list), collecting a missing one
+    with the scripted expert first. One task: [the dataset at data.path]."""
     from warpd_core.data.reader import Dataset
 
-    path = Path(config.data.path)
-    if not (path / "dataset.json").exists() and ctx.is_main:
-        from warpd_core.commands import collect
+    data = config.data
+    for task in data.task_list:
+        path = data.dataset_path(task)
+        if not (path / "dataset.json").exists() and ctx.is_main:
+            from warpd_core.commands import collect
 
-        parser = argparse.ArgumentParser()
-        collect.add_arguments(parser)
-        args = parser.parse_args(["--task", config.data.task, "--episodes", str(config.data.episodes),
-                                  "--out", str(path), "--seed", str(config.data.seed),
-                                  "--hold-steps", str(config.data.hold_steps)])
-        print(f"[train] no dataset at {path}: collecting {config.data.episodes} expert episodes first")
-        if collect.run(args) != 0:
-            raise WarpdError(f"collecting the dataset at {path} failed")
+            parser = argparse.ArgumentParser()
+            collect.add_arguments(parser)
+            args = parser.parse_args(["--task", task, "--episodes", str(data.episodes), "--out", str(path),
+                                      "--seed", str(data.seed), "--hold-steps", str(data.hold_steps)])
+            print(f"[train] no dataset at {path}: collecting {data.episodes} expert episodes of {task} first")
+            if collect.run(args) != 0:
+                raise WarpdError(f"collecting the dataset at {path} failed")
     ctx.barrier()
-    return Dataset.open(path)
+    datasets = [Dataset.open(data.dataset_path(task)) for task in data.task_list]
+    first = datasets[0].info
+    for dataset in datasets[1:]:  # one model, one observation/action layout
+        if (dataset.info.obs_names, dataset.info.action_names) != (first.obs_names, first.action_names):
+            raise WarpdError(f"datasets {datasets[0].path} and {dataset.path} have different observation or "
+                             "action names", "multitask training needs tasks with the same observation and "
+                             "action layout")
+    return datasets
 
 
 def _batch_index(config: TrainConfig, stage: int, step: int, rank: int, n: int, size: int) -> torch.Tensor:
@@ -55,14 +64,21 @@ def _batch_index(config: TrainConfig, stage: int, step: int, rank: int, n: int, 
     return torch.randint(0, n, (size,), generator=gen)
 
 
-def _loop(stage, steps, start, step_fn, optimizer, params, ctx, config, out, progress, log_columns, model):
+def train_loop(stage, cfg, start, step_fn, optimizer, params, ctx, out, progress, log_columns, model,
+               name: str | None = None):
+    """The optimisation loop every policy shares: step, clip, log, save a resumable state.
+
+    `cfg` holds steps, log_every, checkpoint_every and optionally grad_clip; `step_fn(step)` returns
+    a dict of losses with "total". Curves go to out/losses_<name>.csv (name defaults to stage<N>),
+    and the train state records `stage` so a resumed run knows where it was.
+    """
     from tqdm import tqdm
 
-    cfg = config.stage1 if stage == 1 else config.stage2
-    curve = CurveLog(out / f"losses_stage{stage}.csv", [*log_columns, "seconds"], resume_from_step=start) \
+    name, steps = name or f"stage{stage}", cfg.steps
+    curve = CurveLog(out / f"losses_{name}.csv", [*log_columns, "seconds"], resume_from_step=start) \
         if ctx.is_main else None
     began = time.perf_counter()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"stage {stage}", unit="step",
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc=name.replace("stage", "stage "), unit="step",
                disable=not (progress and ctx.is_main), dynamic_ncols=True)
     for step in bar:
         losses = step_fn(step)
@@ -88,8 +104,8 @@ def train_stage1(model: WarpdModel, windows: Windows, optimizer, start, ctx, con
         return stage1(*(t.to(ctx.device) for t in windows.batch(index)))
 
     model.stage1.train()
-    _loop(1, cfg.steps, start, step_fn, optimizer, list(model.stage1.parameters()), ctx, config, out, progress,
-          ["total", *LOSS_NAMES], model)
+    train_loop(1, cfg, start, step_fn, optimizer, list(model.stage1.parameters()), ctx, out, progress,
+               ["total", *LOSS_NAMES], model)
 
 
 @torch.no_grad()
@@ -117,8 +133,8 @@ def train_stage2(model: WarpdModel, windows: Windows, optimizer, start, ctx, con
         return {"total": loss}
 
     model.denoiser.train()
-    _loop(2, cfg.steps, start, step_fn, optimizer, list(model.denoiser.parameters()), ctx, config, out, progress,
-          ["total"], model)
+    train_loop(2, cfg, start, step_fn, optimizer, list(model.denoiser.parameters()), ctx, out, progress,
+               ["total"], model)
 
 
 def make_optimizer(model: WarpdModel, config: TrainConfig, stage: int) -> torch.optim.Optimizer:
@@ -127,10 +143,12 @@ def make_optimizer(model: WarpdModel, config: TrainConfig, stage: int) -> torch.
     return torch.optim.AdamW(model.denoiser.parameters(), lr=config.stage2.lr, weight_decay=0.0)
 
 
-def build_model(config: TrainConfig, dataset) -> tuple[WarpdModel, Windows]:
-    task_names = [config.data.task]
-    demos = demonstrations(dataset, task_names)
-    model = WarpdModel(config, dataset.info.obs_names, dataset.info.action_names, task_names)
+def build_model(config: TrainConfig, datasets: list) -> tuple[WarpdModel, Windows]:
+    """The model (one task embedding per configured task, normalisation over all their
+    demonstrations) and the training windows of every dataset, each tagged with its task id."""
+    task_names = config.data.task_list
+    demos = demonstrations(datasets, task_names)
+    model = WarpdModel(config, datasets[0].info.obs_names, datasets[0].info.action_names, task_names)
     model.set_normalization(np.concatenate([d[0] for d in demos]), np.concatenate([d[1] for d in demos]))
     stats = [getattr(model, n).numpy() for n in ("obs_mean", "obs_std", "action_mean", "action_std")]
     return model, make_windows(demos, config.data.horizon, *stats)
@@ -146,7 +164,7 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = True, progres
         # flushing them to zero changes nothing a float32 model can represent usefully.
         torch.set_flush_denormal(True)
         torch.manual_seed(config.seed)
-        model, windows = build_model(config, ensure_dataset(config, ctx))
+        model, windows = build_model(config, ensure_datasets(config, ctx))
         model.to(ctx.device)
         torch.manual_seed(config.seed + 1000 * ctx.rank)  # per-replica noise; init above is identical
         if ctx.is_main:

@@ -27,15 +27,22 @@ class Windows:
         return self.states[index], self.actions[index], self.next_states[index]
 
 
-def demonstrations(dataset, task_names: list[str]) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """(obs, actions, task id) of every successful episode long enough to matter."""
+def demonstrations(datasets, task_names: list[str]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """(obs, actions, task id) of every successful episode of the given datasets (one or several,
+    e.g. one per MT10 task); the task id is the episode's task's index in `task_names`.
+
+    Every task must have successful episodes: a task without any would get a task embedding that
+    was never trained, and a planner that silently generates nonsense for it."""
     demos = []
-    for obs, actions, record in dataset:
-        if record.success and record.task in task_names:
-            demos.append((np.asarray(obs), np.asarray(actions), task_names.index(record.task)))
-    if not demos:
-        raise WarpdError("the dataset has no successful episodes of the configured task(s)",
-                         "collect demonstrations with `warpd collect`")
+    for dataset in datasets:
+        for obs, actions, record in dataset:
+            if record.success and record.task in task_names:
+                demos.append((np.asarray(obs), np.asarray(actions), task_names.index(record.task)))
+    missing = [t for k, t in enumerate(task_names) if not any(d[2] == k for d in demos)]
+    if missing:
+        raise WarpdError(f"no successful episodes of task(s) {', '.join(missing)} in "
+                         f"{', '.join(str(d.path) for d in datasets)}",
+                         "collect demonstrations with `warpd collect`, or check data.path / data.task(s)")
     return demos
 
 
