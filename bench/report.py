@@ -43,13 +43,19 @@ def machine_info() -> str:
             + ", ".join(versions))
 
 
-def update_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> Path:
-    """Replace (or append) the section `name` of BENCHMARKS.md with `body`."""
+def update_section(name: str, body: str, path: Path = BENCHMARKS_MD, at_top: bool = False) -> Path:
+    """Replace the section `name` of BENCHMARKS.md with `body`; a new one is appended, or put
+    right under the header with at_top (the `warpd bench` run summary)."""
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     block = f"{start}\n{body.rstrip()}\n{end}"
     text = path.read_text() if path.exists() else HEADER
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    elif at_top and text.startswith(HEADER):
+        text = HEADER + "\n" + block + "\n" + text[len(HEADER):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
     return path
 

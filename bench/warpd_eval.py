@@ -55,11 +55,11 @@ def one_state_modes(checkpoint, task_name, samples, seed=EVAL_SEED) -> Counter:
 
 
 def demo_modes(checkpoint) -> Counter:
-    from warpd_core.data.reader import Dataset
+    from warpd_core.eval.sweep import demo_mode_counts
 
     path = read_metadata(checkpoint)["config"]["data"]["path"]
     try:
-        return Counter(r.mode for r in Dataset.open(path).episodes if r.success)
+        return Counter(demo_mode_counts(path))
     except Exception:  # the dataset may not be on this machine; the table says so
         return Counter()
 

@@ -21,12 +21,15 @@ COMMANDS = {
     "roundtrip": "warpd_ros.roundtrip",
     "bringup": "warpd_ros.bringup",
     "hil-check": "warpd_ros.hil_check",
+    "keygen": "warpd_ros.keygen",
     "collect": "warpd_core.commands.collect",
     "import-bag": "warpd_core.commands.import_bag",
     "plot-demos": "warpd_core.commands.plot_demos",
     "train": "warpd_core.commands.train",
     "sample": "warpd_core.commands.sample",
     "rollout": "warpd_core.commands.rollout",
+    "eval": "warpd_core.commands.eval",
+    "bench": "warpd_core.commands.bench",
 }
 
 DESCRIPTION = """\

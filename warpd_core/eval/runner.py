@@ -6,14 +6,18 @@ Three ways to run, one set of metrics:
   for a fresh closed-loop policy every `replan_every` steps.
 - `run_batch`: B copies of a task in lockstep with one *batched* policy (B, obs) -> (B, action),
   so a torch policy makes one call per step for the whole batch.
-- `run_sweep`: many (seed, level) episodes spread over worker processes, for evaluation sweeps.
+- `run_sweep`: many (seed, level) episodes spread over worker processes, for evaluation sweeps;
+  `iter_jobs` runs any mix of tasks, policies and horizons that way and yields episodes as they end.
 """
 from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import os
+import signal
+import sys
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -151,18 +155,60 @@ def run_batch(task_name: str, batch_policy: Callable[[np.ndarray], np.ndarray], 
 
 
 # ---- process-parallel sweeps -------------------------------------------------------------------
-_WORKER: dict = {}
+@dataclass(frozen=True)
+class EpisodeJob:
+    """One episode to run, possibly in another process: everything in it must be picklable."""
+
+    task: str
+    make_policy: PolicyFactory
+    seed: int
+    perturbation: PerturbationSpec | None = None
+    replan_every: int | None = None
+    task_kwargs: dict | None = None
 
 
-def _init_worker(task_name, task_kwargs, make_policy, replan_every):
-    task = make_task(task_name, **(task_kwargs or {}))
-    _WORKER.update(task=task, make_policy=make_policy, replan_every=replan_every)
+_TASKS: dict = {}  # per process: each (task, kwargs) is built once and reused by its episodes
 
 
-def _run_job(job):
-    seed, spec = job
-    metrics, _ = run_episode(_WORKER["task"], _WORKER["make_policy"], seed, spec, _WORKER["replan_every"])
+def run_job(job: EpisodeJob) -> EpisodeMetrics:
+    key = (job.task, repr(sorted((job.task_kwargs or {}).items())))
+    if key not in _TASKS:
+        _TASKS[key] = make_task(job.task, **(job.task_kwargs or {}))
+    metrics, _ = run_episode(_TASKS[key], job.make_policy, job.seed, job.perturbation, job.replan_every)
     return metrics
+
+
+def _run_indexed(item):
+    index, job = item
+    return index, run_job(job)
+
+
+def _init_worker():
+    # Ctrl-C is the parent's to handle (it stops the pool); workers just stop, without tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Workers already split the cores between them: one torch thread each avoids oversubscription.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def iter_jobs(jobs: Iterable[EpisodeJob], workers: int = 1,
+              ordered: bool = True) -> Iterator[tuple[int, EpisodeMetrics]]:
+    """Run `jobs` over `workers` processes (1 = in this process), yielding (index, metrics) per episode.
+
+    With ordered=False results come as soon as each episode ends, so a caller can save every
+    finished episode before the sweep is over (what makes `warpd eval` resumable).
+    """
+    jobs = list(jobs)
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(_run_indexed, enumerate(jobs))
+        return
+    ctx = mp.get_context("spawn")  # MuJoCo and torch are not fork-safe with threads running
+    with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+        if ordered:
+            yield from pool.imap(_run_indexed, enumerate(jobs), chunksize=max(1, len(jobs) // (8 * workers)))
+        else:
+            yield from pool.imap_unordered(_run_indexed, enumerate(jobs))
 
 
 def run_sweep(task_name: str, make_policy: PolicyFactory, seeds: Iterable[int], levels: Iterable[float] = (0.0,),
@@ -173,16 +219,10 @@ def run_sweep(task_name: str, make_policy: PolicyFactory, seeds: Iterable[int], 
     `make_policy` must be picklable (a module-level function or class) when workers > 1.
     """
     base = base_spec or PerturbationSpec()
-    jobs = [(seed, base.at_level(level)) for level in levels for seed in seeds]
-    if workers <= 1:
-        _init_worker(task_name, task_kwargs, make_policy, replan_every)
-        iterator = map(_run_job, jobs)
-        return list(_maybe_progress(iterator, len(jobs), progress, task_name))
-    ctx = mp.get_context("spawn")  # MuJoCo and torch are not fork-safe with threads running
-    with ctx.Pool(workers, initializer=_init_worker,
-                  initargs=(task_name, task_kwargs, make_policy, replan_every)) as pool:
-        iterator = pool.imap(_run_job, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
-        return list(_maybe_progress(iterator, len(jobs), progress, task_name))
+    jobs = [EpisodeJob(task_name, make_policy, seed, base.at_level(level), replan_every, task_kwargs)
+            for level in levels for seed in seeds]
+    results = _maybe_progress(iter_jobs(jobs, workers), len(jobs), progress, task_name)
+    return [metrics for _, metrics in results]
 
 
 def _maybe_progress(iterator, total, progress, label):
