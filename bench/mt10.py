@@ -95,6 +95,26 @@ def plot(rows: list[dict], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def flops_lines(args, task: str) -> list[str]:
+    """FLOPs per control step of the MT10 checkpoints (one task's cost: the task only selects an embedding)."""
+    from warpd_core.eval.flops import method_flops
+
+    checkpoints = {"WARPD": args.checkpoint}
+    if args.dp_checkpoint.is_file():
+        checkpoints["DP"] = args.dp_checkpoint
+    cost = {name: method_flops(path, task) for name, path in checkpoints.items()}
+    k = args.replan_every
+    lines = ["", f"Inference FLOPs (torch FlopCounterMode, as in the default-task section), one plan every K={k} steps:",
+             "", "| method | plan FLOPs | step FLOPs | FLOPs per control step |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {c.planner_flops:,} | {c.step_flops:,} | {c.flops_per_step(k):,.0f} |"
+              for name, c in cost.items()]
+    if "DP" in cost:
+        lines += ["", f"DP / WARPD FLOPs per control step on MT10: "
+                      f"{cost['DP'].flops_per_step(k) / cost['WARPD'].flops_per_step(k):.1f}× (CPU-sized DP, "
+                      "U-Net down_dims 32/64/128; the default-task section also counts the DP-medium size)."]
+    return lines
+
+
 def to_markdown(rows, meta, args, seeds, picture: Path | None) -> str:
     extra, cfg = meta.get("extra", {}), meta["config"]
     data, mean = cfg["data"], means(rows)
@@ -124,11 +144,14 @@ def to_markdown(rows, meta, args, seeds, picture: Path | None) -> str:
     goal = (f"- Goal: WARPD mean ≥ {100 * GOAL:.0f}% (paper) — {_pct(mean['WARPD'])} ± {stderr:.1f} points "
             f"(binomial standard error over {episodes} episodes) **{verdict}**")
     lines += ["", goal]
+    if mean["DP"] is not None:
+        lines.append(f"- WARPD − DP, mean: {100 * (mean['WARPD'] - mean['DP']):+.1f} points (same seeds).")
     if "train_seconds" in extra:
         t = extra["train_seconds"]
         lines.append(f"- Training time recorded by `warpd train` (CPU, this machine, shared with other jobs): "
                      f"stage 1 {t['stage1'] / 60:.1f} min, stage 2 {t['stage2'] / 60:.1f} min"
                      + (" (resumed run: this invocation only)" if extra.get("resumed") else ""))
+    lines += flops_lines(args, rows[0]["task"])
     if picture:
         lines += ["", f"![MT10 success per task]({picture.relative_to(picture.parents[2]).as_posix()})"]
     return "\n".join(lines)

@@ -116,6 +116,22 @@ def dp_cost(model, task: str, steps: int | None = None, timing: bool = False, re
     return cost
 
 
+def dp_config_cost(config_path: str | Path, like, task: str, steps: int | None = None, timing: bool = False,
+                   repeats: int = 5) -> MethodCost:
+    """The cost of the DP a training config describes, without training it: FLOPs and time do not
+    depend on the weights, so a freshly initialised DPModel with the observation/action layout of
+    the trained model `like` counts exactly what the trained one would (e.g. DP-medium on a CPU
+    that cannot train it in a session)."""
+    from warpd_core.policies.dp.config import DPConfig
+    from warpd_core.policies.dp.modeling import DPModel
+
+    config = DPConfig.from_yaml(config_path)
+    model = DPModel(config, like.obs_names, like.action_names, like.task_names)
+    cost = dp_cost(model, task, steps, timing, repeats)
+    cost.name = f"dp ({Path(config_path).name}, untrained)"
+    return cost
+
+
 def checkpoint_kind(path: str | Path) -> str:
     """"warpd" or "dp", from the checkpoint's metadata key."""
     from safetensors import safe_open
