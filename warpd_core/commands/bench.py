@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from warpd_core.commands.argtypes import name_list
+from warpd_core.commands.standalone import standalone_main
 from warpd_core.errors import WarpdError
 
 HELP = "run every benchmark of the project (or --only some) and regenerate BENCHMARKS.md with plots"
@@ -179,15 +180,7 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="warpd bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except WarpdError as exc:
-        print(f"warpd bench: error: {exc}" + (f"\nwarpd bench: hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
-        return 2
+    return standalone_main("warpd bench", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

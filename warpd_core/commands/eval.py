@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from warpd_core.commands.argtypes import name_list, positive_int
+from warpd_core.commands.standalone import standalone_main
 from warpd_core.errors import WarpdError
 
 HELP = "sweep methods x tasks x perturbation levels x action horizons x seeds; CSV, summary, plots; resumable"
@@ -207,15 +208,7 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="warpd eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except WarpdError as exc:
-        print(f"warpd eval: error: {exc}" + (f"\nwarpd eval: hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
-        return 2
+    return standalone_main("warpd eval", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sys
 
 import yaml
 
+from warpd_core.commands.standalone import standalone_main
 from warpd_core.errors import WarpdError
 
 HELP = "train WARPD (VAE + hypernetwork + world model, then latent diffusion) or --policy dp from a YAML config; resumable"
@@ -79,15 +80,7 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="warpd train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except WarpdError as exc:
-        print(f"warpd train: error: {exc}" + (f"\nwarpd train: hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
-        return 2
+    return standalone_main("warpd train", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
