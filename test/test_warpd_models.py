@@ -142,6 +142,16 @@ def test_truncated_checkpoint_is_refused(tmp_path):
     assert "truncated or corrupt" in info.value.hint
 
 
+def test_an_oversized_checkpoint_is_refused_before_it_is_read(tmp_path):
+    from warpd_core.policies.checkpoint_io import MAX_BYTES
+
+    path = tmp_path / "huge.safetensors"
+    with open(path, "wb") as f:
+        f.truncate(MAX_BYTES + 1)  # sparse: costs no disk, and would take seconds to parse if it were read
+    with pytest.raises(WarpdError, match="more than a WARPD checkpoint may be"):
+        load_checkpoint(path)
+
+
 def test_modified_tensor_bytes_fail_the_hash(tmp_path):
     path = save_checkpoint(tiny_model(), tmp_path / "c.safetensors")
     data = bytearray(path.read_bytes())
