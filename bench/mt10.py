@@ -23,8 +23,8 @@ from warpd_core.eval.runner import expert_policy, run_sweep, summarize
 from warpd_core.policies.warpd.checkpoint import read_metadata
 from warpd_core.policies.warpd.planner import PlannerFactory
 
-WARPD_CHECKPOINT = "runs/warpd_mt10/checkpoint.safetensors"
-DP_CHECKPOINT = "runs/dp_mt10/checkpoint.safetensors"
+WARPD_CHECKPOINT = "checkpoints/mt10/checkpoint.safetensors"  # shipped copy of config/train_mt10.yaml's run
+DP_CHECKPOINT = "checkpoints/dp_mt10/checkpoint.safetensors"  # of config/train_dp_mt10.yaml
 EVAL_SEED = 10_000  # far above the training seeds (data.seed .. data.seed + data.episodes - 1)
 GOAL = 0.81  # WARPD mean MT10 success reported in the paper
 METHODS = ("WARPD", "expert", "DP")

@@ -40,7 +40,7 @@ RUNS = (
     Run("WARPD", "warpd", "config/train_reach_around.yaml", (("stage1", "stage1"), ("stage2", "stage2")),
         "checkpoints/reach_around/checkpoint.safetensors"),
     Run("Diffusion Policy", "dp", "config/train_dp_reach_around.yaml", (("dp", "train"),),
-        "runs/dp_reach_around/checkpoint.safetensors"),
+        "checkpoints/dp_reach_around/checkpoint.safetensors"),
 )
 
 
