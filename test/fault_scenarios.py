@@ -301,11 +301,12 @@ def wait_diagnostic(robot: RobotStandIn, predicate, since: float, timeout: float
 
 def missed_per_second(robot: RobotStandIn, t0: float, t1: float) -> list[int]:
     """Missed control ticks in each whole second of [t0, t1], from ControllerStatus.missed_ticks (a count
-    since the controller started) in the statuses received at the seconds' bounds."""
+    since the controller started) in the statuses received at the seconds' bounds. A second across a
+    controller restart (the count starts again at 0) is left out rather than counted negative."""
     with robot.lock:
         statuses = [(t, m.missed_ticks) for t, m in robot.statuses if t0 <= t <= t1 + 0.15]
     bounds = [next((n for t, n in statuses if t >= t0 + k), None) for k in range(int(round(t1 - t0)) + 1)]
-    return [b - a for a, b in zip(bounds, bounds[1:]) if a is not None and b is not None]
+    return [b - a for a, b in zip(bounds, bounds[1:]) if a is not None and b is not None and b >= a]
 
 
 def wait_other_state(robot: RobotStandIn, after: float, timeout: float, predicate=lambda msg: True):
