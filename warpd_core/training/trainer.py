@@ -196,4 +196,5 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = True, progres
         ctx.barrier()
         return checkpoint
     finally:
+        torch.set_flush_denormal(False)  # process-wide state: leave the caller's process as it found it
         teardown(ctx)

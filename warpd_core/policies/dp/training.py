@@ -139,4 +139,5 @@ def train(config: DPConfig, device: str = "cpu", resume: bool = True, progress: 
         ctx.barrier()
         return checkpoint
     finally:
+        torch.set_flush_denormal(False)  # process-wide state: leave the caller's process as it found it
         teardown(ctx)
