@@ -149,6 +149,8 @@ def demonstration_modes(plan) -> dict[str, dict[str, int]]:
     """task -> mode counts of the demonstrations the first learned method was trained on."""
     from warpd_core.eval.sweep import demo_mode_counts
 
+    from warpd_core.tasks.registry import make_task
+
     demos = {}
     for task in plan.tasks:
         for method in plan.methods:
@@ -156,6 +158,8 @@ def demonstration_modes(plan) -> dict[str, dict[str, int]]:
             if path is not None and (Path(path) / "dataset.json").exists():
                 demos[task] = demo_mode_counts(path)
                 break
+        else:  # no dataset here (e.g. a fresh clone with shipped checkpoints): the task's modes, no counts (n=0)
+            demos[task] = dict.fromkeys(make_task(task).spec.modes, 0)
     return demos
 
 
