@@ -73,6 +73,7 @@ STATE_CANDIDATES = 4  # states received before a command that the controller may
 LATE_MS = 50.0  # a sample received this long after it was sent was delivered late (see blind_intervals)
 STREAM_DEPTH = 200  # history of the best-effort state/command subscriptions (0.2-0.4 s of samples)
 SERVICE_TIMEOUT_S = 5.0
+UNKNOWN_NODE = "_NODE_NAME_UNKNOWN_"  # rmw's name for a publisher whose node is not discovered yet
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
 
@@ -346,11 +347,20 @@ class Session:
     def resolve(self, key: str) -> str:
         return self.node.resolve_topic_name(self.topic_names[key])
 
-    def publisher_nodes(self, key: str) -> list[str]:
-        names = []
-        for info in self.node.get_publishers_info_by_topic(self.resolve(key)):
-            ns = info.node_namespace.rstrip("/")
-            names.append(f"{ns}/{info.node_name}")
+    def publisher_nodes(self, key: str, timeout: float = SERVICE_TIMEOUT_S) -> list[str]:
+        """Nodes publishing on `key`. A publisher's DDS endpoint can be known before the ROS node that
+        owns it (rmw reports _NODE_NAME_UNKNOWN_ until that node's discovery info arrives): wait for
+        the names, up to `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            infos = self.node.get_publishers_info_by_topic(self.resolve(key))
+            unknown = any(UNKNOWN_NODE in info.node_name for info in infos)
+            if not unknown or time.monotonic() >= deadline:
+                break
+            self.executor.spin_once(timeout_sec=0.05)
+            self.listener.drain()
+        names = [f"{info.node_namespace.rstrip('/')}/{info.node_name}" for info in infos
+                 if UNKNOWN_NODE not in info.node_name]
         return [n for n in dict.fromkeys(names) if n != self.node.get_fully_qualified_name()]
 
     def wait_future(self, future, timeout: float = SERVICE_TIMEOUT_S):
