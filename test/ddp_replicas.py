@@ -10,7 +10,7 @@ import torch
 from warpd_core.data.reader import Dataset
 from warpd_core.policies.warpd.config import TrainConfig
 from warpd_core.training.distributed import setup, teardown
-from warpd_core.training.trainer import _batch_index, build_model, make_optimizer, train_stage1
+from warpd_core.training.trainer import batch_index, build_model, make_optimizer, train_stage1
 
 
 def main(config_path: str, out: str) -> None:
@@ -18,7 +18,7 @@ def main(config_path: str, out: str) -> None:
     ctx = setup("cpu")
     torch.manual_seed(config.seed)
     model, windows = build_model(config, [Dataset.open(config.data.path)])
-    index = _batch_index(config, 1, 0, ctx.rank, len(windows), config.stage1.batch_size)
+    index = batch_index(config, 1, 0, ctx.rank, len(windows), config.stage1.batch_size)
     first_loss = float(model.stage1(*windows.batch(index))["total"].detach())
     torch.manual_seed(config.seed + 1000 * ctx.rank)
     train_stage1(model, windows, make_optimizer(model, config, 1), 0, ctx, config, Path(out), progress=False)

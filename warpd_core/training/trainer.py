@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -58,7 +60,7 @@ def ensure_datasets(config, ctx: DistContext) -> list:
     return datasets
 
 
-def _batch_index(config: TrainConfig, stage: int, step: int, rank: int, n: int, size: int) -> torch.Tensor:
+def batch_index(config: TrainConfig, stage: int, step: int, rank: int, n: int, size: int) -> torch.Tensor:
     """Batch indices that depend only on (seed, stage, step, rank): resuming replays the same batches."""
     gen = torch.Generator().manual_seed(((config.seed * 7 + stage) * 1_000_003 + step) * 101 + rank)
     return torch.randint(0, n, (size,), generator=gen)
@@ -100,7 +102,7 @@ def train_stage1(model: WarpdModel, windows: Windows, optimizer, start, ctx, con
     cfg = config.stage1
 
     def step_fn(step):
-        index = _batch_index(config, 1, step, ctx.rank, len(windows), cfg.batch_size)
+        index = batch_index(config, 1, step, ctx.rank, len(windows), cfg.batch_size)
         return stage1(*(t.to(ctx.device) for t in windows.batch(index)))
 
     model.stage1.train()
@@ -127,7 +129,7 @@ def train_stage2(model: WarpdModel, windows: Windows, optimizer, start, ctx, con
     denoiser, scheduler, cfg = ctx.wrap(model.denoiser), training_scheduler(config.diffusion), config.stage2
 
     def step_fn(step):
-        index = _batch_index(config, 2, step, ctx.rank, len(windows), cfg.batch_size).to(ctx.device)
+        index = batch_index(config, 2, step, ctx.rank, len(windows), cfg.batch_size).to(ctx.device)
         loss = diffusion_loss(denoiser, scheduler, z_unit[index], states0[index], task_ids[index],
                               config.diffusion.cond_dropout)
         return {"total": loss}
@@ -154,26 +156,57 @@ def build_model(config: TrainConfig, datasets: list) -> tuple[WarpdModel, Window
     return model, make_windows(demos, config.data.horizon, *stats)
 
 
-def train(config: TrainConfig, device: str = "cpu", resume: bool = True, progress: bool = True) -> Path:
-    """Run (or resume) both stages; returns the checkpoint path."""
+@contextmanager
+def training_run(config, device: str):
+    """What every training run needs around its loop: the (distributed) context and the output
+    directory, with denormals flushed while it trains. Denormal floats (tiny activations/gradients
+    late in training) run ~3x slower on x86 CPUs and flushing them changes nothing a float32 model can
+    represent usefully; the setting is process-wide, so it is restored for whoever called train()."""
     ctx = setup(device)
     try:
         out = Path(config.output)
         out.mkdir(parents=True, exist_ok=True)
-        # Denormal floats (tiny activations/gradients late in training) run ~3x slower on x86 CPUs;
-        # flushing them to zero changes nothing a float32 model can represent usefully.
         torch.set_flush_denormal(True)
-        torch.manual_seed(config.seed)
-        model, windows = build_model(config, ensure_datasets(config, ctx))
-        model.to(ctx.device)
-        torch.manual_seed(config.seed + 1000 * ctx.rank)  # per-replica noise; init above is identical
-        if ctx.is_main:
-            (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        state_path, stage, start, optimizer = out / "train_state.safetensors", 1, 0, None
-        if resume and state_path.exists():
-            stage, start, optimizer = load_train_state(state_path, model, lambda s: make_optimizer(model, config, s))
-            if ctx.is_main:
-                print(f"[train] resuming at stage {stage}, step {start} from {state_path}")
+        yield ctx, out
+    finally:
+        torch.set_flush_denormal(False)
+        teardown(ctx)
+
+
+class RunStart(NamedTuple):
+    model: torch.nn.Module
+    data: object  # what `build` returned beside the model (windows, chunk samples)
+    state_path: Path
+    stage: int
+    start: int  # step to continue from within `stage`
+    optimizer: torch.optim.Optimizer | None  # restored when resumed, else None
+    from_state: bool  # a training state was found and loaded
+
+
+def start_run(config, ctx: DistContext, out: Path, build: Callable, make_optimizer: Callable, resume: bool,
+              first_stage: int) -> RunStart:
+    """Build the model on the configured datasets (identical init on every replica, per-replica noise
+    after), save the resolved config, and pick up the training state when `resume` finds one."""
+    torch.manual_seed(config.seed)
+    model, data = build(config, ensure_datasets(config, ctx))
+    model.to(ctx.device)
+    torch.manual_seed(config.seed + 1000 * ctx.rank)  # per-replica noise; init above is identical
+    if ctx.is_main:
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    state_path = out / "train_state.safetensors"
+    if resume and state_path.exists():
+        stage, start, optimizer = load_train_state(state_path, model, lambda s: make_optimizer(model, config, s))
+        return RunStart(model, data, state_path, stage, start, optimizer, True)
+    return RunStart(model, data, state_path, first_stage, 0, None, False)
+
+
+def train(config: TrainConfig, device: str = "cpu", resume: bool = True, progress: bool = True) -> Path:
+    """Run (or resume) both stages; returns the checkpoint path."""
+    with training_run(config, device) as (ctx, out):
+        model, windows, state_path, stage, start, optimizer, from_state = start_run(
+            config, ctx, out, build_model, make_optimizer, resume, first_stage=1)
+        if from_state and ctx.is_main:
+            print(f"[train] resuming at stage {stage}, step {start} from {state_path}")
         seconds = {"stage1": 0.0, "stage2": 0.0}
         resumed = start > 0 or stage > 1
         if stage == 1:
@@ -195,6 +228,3 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = True, progres
                         out / "losses.png")
         ctx.barrier()
         return checkpoint
-    finally:
-        torch.set_flush_denormal(False)  # process-wide state: leave the caller's process as it found it
-        teardown(ctx)

@@ -14,15 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from warpd_core.policies.dp.checkpoint import save_checkpoint
 from warpd_core.policies.dp.config import DPConfig
 from warpd_core.policies.dp.modeling import DPModel, training_scheduler
 from warpd_core.training.curves import plot_curves
-from warpd_core.training.distributed import setup, teardown
-from warpd_core.training.train_state import load_train_state, save_train_state
-from warpd_core.training.trainer import DONE, _batch_index, ensure_datasets, train_loop
+from warpd_core.training.train_state import save_train_state
+from warpd_core.training.trainer import DONE, batch_index, start_run, train_loop, training_run
 from warpd_core.training.windows import demonstrations
 
 TRAINING = 1  # the train-state "stage" while DP is training (DONE once finished)
@@ -96,22 +94,11 @@ def make_optimizer(model: DPModel, config: DPConfig, stage: int = TRAINING) -> t
 
 def train(config: DPConfig, device: str = "cpu", resume: bool = True, progress: bool = True) -> Path:
     """Run (or resume) DP training; returns the checkpoint path."""
-    ctx = setup(device)
-    try:
-        out = Path(config.output)
-        out.mkdir(parents=True, exist_ok=True)
-        torch.set_flush_denormal(True)  # see warpd_core.training.trainer.train
-        torch.manual_seed(config.seed)
-        model, samples = build_model(config, ensure_datasets(config, ctx))
-        model.to(ctx.device)
-        torch.manual_seed(config.seed + 1000 * ctx.rank)  # per-replica noise; init above is identical
-        if ctx.is_main:
-            (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        state_path, stage, start, optimizer = out / "train_state.safetensors", TRAINING, 0, None
-        if resume and state_path.exists():
-            stage, start, optimizer = load_train_state(state_path, model, lambda s: make_optimizer(model, config, s))
-            if ctx.is_main:
-                print(f"[train] resuming DP at step {start} from {state_path}")
+    with training_run(config, device) as (ctx, out):
+        model, samples, state_path, stage, start, optimizer, from_state = start_run(
+            config, ctx, out, build_model, make_optimizer, resume, first_stage=TRAINING)
+        if from_state and ctx.is_main:
+            print(f"[train] resuming DP at step {start} from {state_path}")
         optimizer = optimizer or make_optimizer(model, config)
         scheduler, cfg, seconds = training_scheduler(config.model), config.train, 0.0
         samples = samples.to(ctx.device)
@@ -120,7 +107,7 @@ def train(config: DPConfig, device: str = "cpu", resume: bool = True, progress: 
         def step_fn(step):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
-            index = _batch_index(config, TRAINING, step, ctx.rank, len(samples), cfg.batch_size).to(ctx.device)
+            index = batch_index(config, TRAINING, step, ctx.rank, len(samples), cfg.batch_size).to(ctx.device)
             return {"total": wrapped(*samples.batch(index), scheduler)}
 
         if stage == TRAINING:
@@ -138,6 +125,3 @@ def train(config: DPConfig, device: str = "cpu", resume: bool = True, progress: 
             plot_curves({"Diffusion Policy": out / "losses_dp.csv"}, out / "losses.png")
         ctx.barrier()
         return checkpoint
-    finally:
-        torch.set_flush_denormal(False)  # process-wide state: leave the caller's process as it found it
-        teardown(ctx)
