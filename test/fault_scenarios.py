@@ -357,6 +357,24 @@ def _command_figures(graph: FaultGraph, report: FaultReport, t_start: float, t_f
                  f"{len(everything)} in all, {len(during)} during the fault{gap}")
 
 
+def _restart_until_run(graph: FaultGraph, report: FaultReport, node: str, held_since: float, what: str,
+                       run_check: str) -> tuple[float, float | None]:
+    """Restart `node` after the fault, check that only zero commands went out from `held_since` until
+    the controller RUNs again on its output, and time that recovery. Returns (restart time, first RUN
+    command time or None)."""
+    robot = graph.robot
+    t_restart = graph.start(node)
+    t_run = wait_command(robot, lambda c: not is_hold(c), t_restart, START_TIMEOUT_S)
+    held = commands_between(robot, held_since, t_run or math.inf)
+    moving = [c for c in held if not is_hold(c)]
+    report.check(f"only zero commands while no {what} runs", held and not moving,
+                 f"{len(moving)} of {len(held)} non-zero")
+    report.time_to_recover_s = None if t_run is None else t_run - t_restart
+    report.check(run_check, t_run is not None,
+                 _fmt(report.time_to_recover_s) + f" from the restart (includes the {what}'s start-up)")
+    return t_restart, t_run
+
+
 def _hold_then_recover(graph: FaultGraph, report: FaultReport, *, t_start: float, t_onset: float,
                        hold_within: tuple[float, float], reason: str, expected: np.ndarray, clear,
                        onset_what: str, recover_timeout: float = 5.0) -> None:
@@ -664,15 +682,8 @@ def sim_restart(graph: FaultGraph) -> FaultReport:
                      status is not None and status.mode_reason == REASON_STALE,
                      "none" if status is None else repr(status.mode_reason))
         _sleep_until(t_kill + FAULT_S)
-        t_restart = graph.start(SIM)
-        t_run = wait_command(robot, lambda c: not is_hold(c), t_restart, START_TIMEOUT_S)
-        held = commands_between(robot, t_hold or t_kill, t_run or math.inf)
-        moving = [c for c in held if not is_hold(c)]
-        report.check("only zero commands while no sim runs", held and not moving,
-                     f"{len(moving)} of {len(held)} non-zero")
-        report.time_to_recover_s = None if t_run is None else t_run - t_restart
-        report.check("RUN again on the new sim, without operator action", t_run is not None,
-                     _fmt(report.time_to_recover_s) + " from the restart (includes the sim's start-up)")
+        _, t_run = _restart_until_run(graph, report, SIM, t_hold or t_kill, "sim",
+                                      "RUN again on the new sim, without operator action")
         if t_run is not None:
             status = robot.wait_for_status(lambda s: True, 2.0, since=t_run + 0.05)
             report.check("ControllerStatus RUN", status is not None and status.mode == RUN,
@@ -743,15 +754,8 @@ def planner_killed(graph: FaultGraph) -> FaultReport:
                      diag is not None and _level(diag.level) == _level(diag.WARN),
                      "none" if diag is None else f"level {_level(diag.level)}: {diag.message!r}")
         _sleep_until((t_hold or t_kill) + FAULT_S)
-        t_restart = graph.start(PLANNER)
-        t_run = wait_command(robot, lambda c: not is_hold(c), t_restart, START_TIMEOUT_S)
-        held = commands_between(robot, t_hold or t_kill, t_run or math.inf)
-        moving = [c for c in held if not is_hold(c)]
-        report.check("only zero commands while no planner runs", held and not moving,
-                     f"{len(moving)} of {len(held)} non-zero")
-        report.time_to_recover_s = None if t_run is None else t_run - t_restart
-        report.check("RUN again after the planner restarts, without operator action", t_run is not None,
-                     _fmt(report.time_to_recover_s) + " from the restart (includes the planner's start-up)")
+        t_restart, t_run = _restart_until_run(graph, report, PLANNER, t_hold or t_kill, "planner",
+                                              "RUN again after the planner restarts, without operator action")
         if t_run is not None:
             time.sleep(STEADY_S)
             new = [msg_to_policy(m) for _, m in planner_policies(t_restart)]
