@@ -69,7 +69,7 @@ class Method:
         if self.kind == "expert":
             return None
         from warpd_core.policies.config_io import build_dataclass
-        from warpd_core.policies.warpd.config import DataConfig
+        from warpd_core.policies.common.config import DataConfig
 
         data = self.metadata().get("config", {}).get("data")
         return build_dataclass(DataConfig, data, f"{self.checkpoint} data").dataset_path(task) if data else None

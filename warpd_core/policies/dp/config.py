@@ -1,18 +1,15 @@
 """Diffusion Policy hyperparameters, read strictly from config/train_dp_<task>.yaml.
 
-Same rules as WARPD's config: unknown keys and wrong types are errors. The `data` section is
-WARPD's own DataConfig (same datasets, collected the same way); its `horizon` (WARPD's window H)
-is unused here, DP's chunk length is `model.horizon`.
+Same rules as WARPD's config (policies.common.config): unknown keys and wrong types are errors.
+The `data` section is the shared DataConfig (same datasets, collected the same way); its
+`horizon` (WARPD's window H) is unused here, DP's chunk length is `model.horizon`.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from warpd_core.errors import WarpdError
-from warpd_core.policies.config_io import build_dataclass, read_yaml
-from warpd_core.policies.warpd.config import DataConfig
+from warpd_core.policies.common.config import RunConfig
 
 AFTER_CHUNK = ("zero", "last")
 
@@ -56,17 +53,12 @@ class DPTrainingConfig:
 
 
 @dataclass
-class DPConfig:
+class DPConfig(RunConfig):
     name: str = "dp_reach_around"
-    seed: int = 0
     output: str = "runs/dp_reach_around"
-    data: DataConfig = field(default_factory=DataConfig)
     model: DPModelConfig = field(default_factory=DPModelConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
     train: DPTrainingConfig = field(default_factory=DPTrainingConfig)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
     def validate(self, where: str) -> None:
         levels = len(self.unet.down_dims)
@@ -85,14 +77,4 @@ class DPConfig:
             raise WarpdError(f"{where}: model.after_chunk must be one of {AFTER_CHUNK}, got {self.model.after_chunk!r}")
         if self.model.n_obs_steps < 1 or self.model.sample_steps < 1:
             raise WarpdError(f"{where}: model.n_obs_steps and model.sample_steps must be at least 1")
-        self.data.validate(where)
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> "DPConfig":
-        config = build_dataclass(cls, data, source)
-        config.validate(source)
-        return config
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "DPConfig":
-        return cls.from_dict(read_yaml(path), source=str(path))
+        super().validate(where)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from warpd_core.policies.dp.config import UNetConfig
-from warpd_core.policies.warpd.layers import sinusoidal_embedding
+from warpd_core.policies.common.layers import sinusoidal_embedding
 
 
 class ConvNormMish(nn.Sequential):

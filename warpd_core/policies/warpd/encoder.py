@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from warpd_core.policies.warpd.config import EncoderConfig
-from warpd_core.policies.warpd.layers import mlp
+from warpd_core.policies.common.layers import mlp
 
 
 class TrajectoryEncoder(nn.Module):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from warpd_core.policies.warpd.config import HypernetConfig, PolicyConfig
-from warpd_core.policies.warpd.layers import mlp
+from warpd_core.policies.common.layers import mlp
 from warpd_core.runtime.policy_spec import MLPArchitecture
 
 _ACTIVATIONS = {

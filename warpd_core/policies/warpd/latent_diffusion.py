@@ -13,7 +13,7 @@ from torch import nn
 
 from warpd_core.errors import WarpdError
 from warpd_core.policies.warpd.config import DiffusionConfig
-from warpd_core.policies.warpd.layers import sinusoidal_embedding
+from warpd_core.policies.common.layers import sinusoidal_embedding
 
 SAMPLERS = ("ddim", "dpm")
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from warpd_core.policies.warpd.config import WorldModelConfig
-from warpd_core.policies.warpd.layers import mlp
+from warpd_core.policies.common.layers import mlp
 
 
 class WorldModel(nn.Module):

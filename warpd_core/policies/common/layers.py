@@ -1,4 +1,4 @@
-"""Small building blocks shared by the WARPD models."""
+"""Small building blocks shared by the policy models (WARPD and Diffusion Policy)."""
 from __future__ import annotations
 
 import math
