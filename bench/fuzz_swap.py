@@ -5,7 +5,7 @@ and break it in one or more ways: wrong weight or normalisation lengths, wrong o
 sizes, NaN/Inf anywhere, zero/negative scales, stale/future stamps, expired or negative valid_for,
 unknown activations, wrong joint names, replayed policy ids, and missing or bad auth tags. Each
 case knows which reasons may refuse it. :func:`run_case` passes the message through exactly what
-the controller node runs (``warpd_ros.nodes.controller.admit_policy``: conversion, auth tag,
+the controller node runs (``warpd_ros.admission.admit_policy``: conversion, auth tag,
 validation, clocks, replay) and checks the outcome: refused with an expected reason, nothing else
 raised, the running policy untouched.
 
@@ -278,7 +278,7 @@ class FuzzStats:
 
 def run_case(case: Case, now_ns: int, slot: PolicySlot, stats: FuzzStats) -> None:
     """Pass one case through the controller's admission; record what happened."""
-    from warpd_ros.nodes.controller import admit_policy
+    from warpd_ros.admission import admit_policy
 
     active = slot.active
     stats.cases += 1

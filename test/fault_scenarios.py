@@ -30,7 +30,7 @@ import numpy as np
 from ros_test_node import JointStateFeed, RobotStandIn, start_node, stop_process
 from warpd_core.runtime.mlp_runtime import MLPPolicy
 from warpd_core.runtime.policy_spec import MLPArchitecture
-from warpd_core.runtime.swap import MODE_HOLD, REASON_EXPIRED, REASON_NO_POLICY, REASON_STALE, inputs_ok
+from warpd_core.runtime.command_pipeline import REASON_EXPIRED, REASON_NO_POLICY, REASON_STALE, Mode, inputs_ok
 from warpd_core.runtime.synthetic import synthetic_policy
 
 CONTROLLER, SIM, PLANNER = "warpd_controller", "warpd_sim", "warpd_planner"
@@ -392,7 +392,7 @@ def _hold_then_recover(graph: FaultGraph, report: FaultReport, *, t_start: float
     status = robot.wait_for_status(lambda s: s.mode == HOLD, patience, since=since)
     report.check(f"ControllerStatus HOLD, mode_reason {reason!r}", status is not None and status.mode_reason == reason,
                  "no HOLD status" if status is None else f"mode_reason {status.mode_reason!r}")
-    level = "WARN" if inputs_ok(MODE_HOLD, reason) else "ERROR"
+    level = "WARN" if inputs_ok(Mode.HOLD, reason) else "ERROR"
     diag = wait_diagnostic(robot, lambda d: f"HOLD: {reason}" in d.message, since, patience)
     report.check(f"diagnostics {level} 'HOLD: {reason}'",
                  diag is not None and _level(diag.level) == _level(getattr(diag, level)),

@@ -9,10 +9,8 @@ from hypothesis import strategies as st
 from warpd_core.errors import PolicyValidationError
 from warpd_core.runtime.mlp_runtime import MLPPolicy
 from warpd_core.runtime.policy_spec import GeneratedPolicy, MLPArchitecture
+from warpd_core.runtime.command_pipeline import Mode, hold_command, inputs_ok
 from warpd_core.runtime.swap import (
-    MODE_HOLD,
-    MODE_RUN,
-    MODE_SHADOW,
     ActivePolicy,
     ControllerSpec,
     LoopTimer,
@@ -20,8 +18,6 @@ from warpd_core.runtime.swap import (
     check_policy,
     decide_mode,
     expires_at_ns,
-    hold_command,
-    inputs_ok,
     state_time_ns,
 )
 from warpd_core.runtime.synthetic import synthetic_policy
@@ -233,21 +229,21 @@ def test_decide_mode_in_every_situation():
     fresh = NOW - 10**6  # a joint state 1 ms ago
     timeout = 0.1
 
-    assert decide_mode(NOW, None, fresh, None, timeout) == (MODE_HOLD, "no valid policy")
+    assert decide_mode(NOW, None, fresh, None, timeout) == (Mode.HOLD, "no valid policy")
     assert decide_mode(NOW, None, None, "joint_state_nonfinite", timeout)[1] == "no valid policy"
-    assert decide_mode(NOW + 2 * S, active, NOW + 2 * S, None, timeout) == (MODE_HOLD, "policy expired")
-    assert decide_mode(NOW, active, None, None, timeout) == (MODE_HOLD, "joint states stale")
-    assert decide_mode(NOW, active, NOW - int(0.2 * S), None, timeout) == (MODE_HOLD, "joint states stale")
-    assert decide_mode(NOW, active, NOW - int(0.1 * S), None, timeout)[0] == MODE_RUN  # exactly at the timeout
-    assert decide_mode(NOW, active, fresh, "joint_state_nonfinite", timeout) == (MODE_HOLD, "joint_state_nonfinite")
-    assert decide_mode(NOW, active, fresh, "task_features_missing", timeout) == (MODE_HOLD, "task_features_missing")
+    assert decide_mode(NOW + 2 * S, active, NOW + 2 * S, None, timeout) == (Mode.HOLD, "policy expired")
+    assert decide_mode(NOW, active, None, None, timeout) == (Mode.HOLD, "joint states stale")
+    assert decide_mode(NOW, active, NOW - int(0.2 * S), None, timeout) == (Mode.HOLD, "joint states stale")
+    assert decide_mode(NOW, active, NOW - int(0.1 * S), None, timeout)[0] == Mode.RUN  # exactly at the timeout
+    assert decide_mode(NOW, active, fresh, "joint_state_nonfinite", timeout) == (Mode.HOLD, "joint_state_nonfinite")
+    assert decide_mode(NOW, active, fresh, "task_features_missing", timeout) == (Mode.HOLD, "task_features_missing")
     mode, reason = decide_mode(NOW, active, fresh, None, timeout)
-    assert mode == MODE_RUN and "1" in reason
-    assert decide_mode(NOW + 100 * S, forever, NOW + 100 * S, None, timeout)[0] == MODE_RUN
+    assert mode == Mode.RUN and "1" in reason
+    assert decide_mode(NOW + 100 * S, forever, NOW + 100 * S, None, timeout)[0] == Mode.RUN
     mode, reason = decide_mode(NOW, active, fresh, None, timeout, shadow)
-    assert mode == MODE_SHADOW and "3" in reason
-    assert decide_mode(NOW + 2 * S, forever, NOW + 2 * S, None, timeout, shadow)[0] == MODE_RUN  # expired shadow
-    assert decide_mode(NOW, active, None, None, timeout, shadow) == (MODE_HOLD, "joint states stale")
+    assert mode == Mode.SHADOW and "3" in reason
+    assert decide_mode(NOW + 2 * S, forever, NOW + 2 * S, None, timeout, shadow)[0] == Mode.RUN  # expired shadow
+    assert decide_mode(NOW, active, None, None, timeout, shadow) == (Mode.HOLD, "joint states stale")
 
 
 def test_hold_command():
@@ -262,10 +258,10 @@ def test_hold_command():
 
 
 def test_inputs_ok_tells_policy_holds_from_input_holds():
-    assert inputs_ok(MODE_RUN, "running policy 1") and inputs_ok(MODE_SHADOW, "x")
-    assert inputs_ok(MODE_HOLD, "no valid policy") and inputs_ok(MODE_HOLD, "policy expired")
-    assert not inputs_ok(MODE_HOLD, "joint states stale")
-    assert not inputs_ok(MODE_HOLD, "joint_state_nonfinite")
+    assert inputs_ok(Mode.RUN, "running policy 1") and inputs_ok(Mode.SHADOW, "x")
+    assert inputs_ok(Mode.HOLD, "no valid policy") and inputs_ok(Mode.HOLD, "policy expired")
+    assert not inputs_ok(Mode.HOLD, "joint states stale")
+    assert not inputs_ok(Mode.HOLD, "joint_state_nonfinite")
 
 
 # ---------------------------------------------------------------- LoopTimer
@@ -316,5 +312,5 @@ def test_a_joint_state_is_as_old_as_its_stamp_or_its_arrival_whichever_is_older(
     assert state_time_ns(arrival, arrival - 300_000_000, use_stamp=False) == arrival  # clocks not comparable
     active = ActivePolicy.from_policy(make(valid_for=0.0))
     late = state_time_ns(arrival, arrival - 300_000_000)
-    assert decide_mode(arrival, active, late, None, 0.1)[0] == MODE_HOLD
-    assert decide_mode(arrival, active, state_time_ns(arrival, arrival - 5_000_000), None, 0.1)[0] == MODE_RUN
+    assert decide_mode(arrival, active, late, None, 0.1)[0] == Mode.HOLD
+    assert decide_mode(arrival, active, state_time_ns(arrival, arrival - 5_000_000), None, 0.1)[0] == Mode.RUN

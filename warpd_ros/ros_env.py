@@ -91,11 +91,33 @@ def resolve_package_file(path, package: str = "warpd_ros"):
     return next((c for c in candidates if c.exists()), candidates[0])
 
 
+def limit_math_threads(default: int = 1) -> int:
+    """Give BLAS and torch one thread in a node process, unless OMP_NUM_THREADS says otherwise.
+
+    On a busy 2-core machine, multi-threaded BLAS stalls the small matmuls of a generated policy by
+    milliseconds (threads spin up and wait on each other), and two torch threads slow a plan from
+    ~8 ms to 30-440 ms while the sim and the controller run; one thread is faster and predictable
+    at these sizes. Done at run time (threadpoolctl), so it holds whatever was imported first.
+    """
+    try:
+        threads = max(1, int(os.environ.get("OMP_NUM_THREADS") or default))
+    except ValueError:
+        threads = default
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    return threads
+
+
 def run_node(make_node, name: str, args=None) -> int:
     """Run one node process: init rclpy, build the node, spin until SIGINT/SIGTERM, shut down.
 
     Returns 0 after a clean shutdown and 1 when the node could not be built because of its
     set-up (WarpdError, a bad parameter): the message (and hint) go to stderr, no traceback.
+
+    Math libraries get one thread each first (:func:`limit_math_threads`).
 
     Signals are handled here rather than by rclpy: with rclpy's own handlers, rclpy 9.1's
     EventsExecutor either keeps spinning after the context is shut down (``spin()`` never
@@ -109,6 +131,7 @@ def run_node(make_node, name: str, args=None) -> int:
     from rclpy.exceptions import ParameterException
     from rclpy.signals import SignalHandlerOptions
 
+    limit_math_threads()
     stop: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, _frame: stop.append(signum))
                 for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -8,7 +8,8 @@ decision it makes can be unit-tested and fuzzed without a ROS graph:
 - :class:`ActivePolicy` is one accepted policy, ready to run; :class:`PolicySlot` holds the active
   policy and an optional shadow candidate and swaps them with a single reference assignment.
 - :func:`decide_mode` says whether the controller may drive the robot this tick (RUN / SHADOW) or
-  must HOLD, with a human-readable reason; :func:`hold_command` says what HOLD publishes.
+  must HOLD, with a human-readable reason; what each tick then publishes is
+  ``warpd_core/runtime/command_pipeline.py`` (clip -> limits -> finite -> hold).
 - :class:`LoopTimer` keeps the control loop's timing statistics.
 
 All times are integer nanoseconds on one clock chosen by the caller (the node uses its ROS clock,
@@ -23,17 +24,10 @@ from typing import Mapping
 import numpy as np
 
 from warpd_core.errors import PolicyValidationError
+from warpd_core.runtime.command_pipeline import REASON_EXPIRED, REASON_NO_POLICY, REASON_STALE, Mode
 from warpd_core.runtime.mlp_runtime import MLPPolicy
 from warpd_core.runtime.policy_spec import GeneratedPolicy
 from warpd_core.runtime.signing import PolicyVerifier
-
-MODE_HOLD, MODE_RUN, MODE_SHADOW = "HOLD", "RUN", "SHADOW"
-HOLD_ZERO_VELOCITY, HOLD_LAST_COMMAND = "zero_velocity", "last_command"
-
-REASON_NO_POLICY = "no valid policy"
-REASON_EXPIRED = "policy expired"
-REASON_STALE = "joint states stale"
-
 
 @dataclass(frozen=True)
 class ControllerSpec:
@@ -215,7 +209,7 @@ def state_time_ns(arrival_ns: int, stamp_ns: int, use_stamp: bool = True) -> int
 
 def decide_mode(now_ns: int, active: ActivePolicy | None, last_state_ns: int | None,
                 state_error: str | None, stale_timeout_s: float,
-                shadow: ActivePolicy | None = None) -> tuple[str, str]:
+                shadow: ActivePolicy | None = None) -> tuple[Mode, str]:
     """(mode, reason) for this tick. HOLD unless a valid policy and fresh, valid inputs exist.
 
     HOLD reasons, first match wins: "no valid policy", "policy expired", "joint states stale"
@@ -224,40 +218,16 @@ def decide_mode(now_ns: int, active: ActivePolicy | None, last_state_ns: int | N
     Otherwise SHADOW when an unexpired shadow candidate runs beside the active policy, else RUN.
     """
     if active is None:
-        return MODE_HOLD, REASON_NO_POLICY
+        return Mode.HOLD, REASON_NO_POLICY
     if active.expired(now_ns):
-        return MODE_HOLD, REASON_EXPIRED
+        return Mode.HOLD, REASON_EXPIRED
     if last_state_ns is None or now_ns - last_state_ns > stale_timeout_s * 1e9:
-        return MODE_HOLD, REASON_STALE
+        return Mode.HOLD, REASON_STALE
     if state_error:
-        return MODE_HOLD, state_error
+        return Mode.HOLD, state_error
     if shadow is not None and not shadow.expired(now_ns):
-        return MODE_SHADOW, f"shadow candidate {shadow.policy_id} beside active {active.policy_id}"
-    return MODE_RUN, f"running policy {active.policy_id}"
-
-
-def hold_command(hold_mode: str, n_joints: int, last_command: np.ndarray | None,
-                 last_command_ns: int | None, now_ns: int, stale_timeout_s: float,
-                 inputs_ok: bool = True) -> np.ndarray:
-    """The joint-velocity command published in HOLD.
-
-    zero_velocity: zeros. last_command: the last command computed by a policy, repeated for at
-    most stale_timeout_s after it was computed, and only while the inputs are fine (`inputs_ok`:
-    the HOLD is about the policy — none, expired, one non-finite action — not about stale or
-    invalid joint states); zeros otherwise. A velocity command is motion, not a hold: a brief gap
-    (a late successor, one bad action) is bridged smoothly, but the robot is never kept moving
-    blind — from the moment joint states are found stale or invalid the command is zero, so no
-    command outlives the last good joint state by more than stale_timeout_s.
-    """
-    if (hold_mode == HOLD_LAST_COMMAND and inputs_ok and last_command is not None
-            and last_command_ns is not None and now_ns - last_command_ns <= stale_timeout_s * 1e9):
-        return last_command
-    return np.zeros(n_joints)
-
-
-def inputs_ok(mode: str, reason: str) -> bool:
-    """False when `decide_mode` held because of the inputs (stale or invalid joint states / task features)."""
-    return mode != MODE_HOLD or reason in (REASON_NO_POLICY, REASON_EXPIRED)
+        return Mode.SHADOW, f"shadow candidate {shadow.policy_id} beside active {active.policy_id}"
+    return Mode.RUN, f"running policy {active.policy_id}"
 
 
 class LoopTimer:

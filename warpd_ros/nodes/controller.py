@@ -7,7 +7,8 @@ joint) is clipped to ±action_limit and published on JOINT_COMMANDS at `control_
 Subscribes JOINT_STATES, TASK_FEATURES and POLICY_WEIGHTS; publishes ControllerStatus and a
 DiagnosticArray at `status_rate_hz`; service `~/promote_shadow` (std_srvs/Trigger).
 
-Modes and swaps are decided in warpd_core/runtime/swap.py (no ROS there); this node is the glue:
+Modes and swaps are decided in warpd_core/runtime/swap.py, and each tick's command (clip -> limits
+-> finite -> hold) in warpd_core/runtime/command_pipeline.py (no ROS there); this node is the glue:
 - Every PolicyWeights is converted and validated in its own callback, never inside the control
   timer's, and installed with one reference assignment (PolicySlot), so a tick runs
   either the old policy or the new one. A bad policy is counted with its reason and the active
@@ -33,44 +34,24 @@ Modes and swaps are decided in warpd_core/runtime/swap.py (no ROS there); this n
   services one at a time, so the slot's writers are serialised and each MLPPolicy is only ever
   used by one thread. A PolicyWeights is handled where it cannot delay a tick: at once if the next
   tick is far enough away, else in a one-shot timer right after that tick (see `_on_policy`).
+- BLAS runs on one thread (run_node's limit_math_threads): at these sizes that is faster and
+  predictable on a busy machine.
 """
-import os
+import gc
+import sys
+import time
+from collections import deque
 
-# Before numpy is imported: multi-threaded BLAS on a busy 2-core machine stalls the small matmuls
-# of a generated policy by milliseconds (threads spin up and wait on each other); one thread is
-# both faster and predictable at these sizes.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+import numpy as np
 
-import gc  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections import deque  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from warpd_core.errors import PolicyValidationError  # noqa: E402
-from warpd_core.runtime.command_limits import JointLimits, limit_command  # noqa: E402
-from warpd_core.runtime.signing import PolicyVerifier, load_key  # noqa: E402
-from warpd_core.runtime.swap import (  # noqa: E402
-    MODE_HOLD,
-    MODE_RUN,
-    MODE_SHADOW,
-    REASON_NO_POLICY,
-    ActivePolicy,
-    ControllerSpec,
-    LoopTimer,
-    PolicySlot,
-    check_policy,
-    decide_mode,
-    hold_command,
-    inputs_ok,
-    state_time_ns,
-)
-from warpd_ros.params import Param, declare_parameters  # noqa: E402
-from warpd_ros.realtime import apply_realtime  # noqa: E402
-from warpd_ros.ros_env import require_ros, run_node  # noqa: E402
+from warpd_core.errors import PolicyValidationError
+from warpd_core.runtime.command_limits import JointLimits
+from warpd_core.runtime.command_pipeline import REASON_NO_POLICY, CommandPipeline, Mode, inputs_ok
+from warpd_core.runtime.signing import PolicyVerifier, load_key
+from warpd_core.runtime.swap import ActivePolicy, ControllerSpec, LoopTimer, PolicySlot, decide_mode, state_time_ns
+from warpd_ros.params import Param, declare_parameters
+from warpd_ros.realtime import apply_realtime
+from warpd_ros.ros_env import require_ros, run_node
 
 rclpy = require_ros()
 
@@ -82,21 +63,15 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from warpd_ros import topics  # noqa: E402
-from warpd_ros.conversions import (  # noqa: E402
-    JointIndex,
-    JointStateError,
-    float64_array_msg,
-    msg_to_policy,
-    ns_to_stamp,
-)
+from warpd_ros.admission import admit_policy  # noqa: E402
+from warpd_ros.conversions import JointIndex, JointStateError, float64_array_msg, ns_to_stamp  # noqa: E402
+from warpd_ros.modes import mode_from_status, status_code  # noqa: E402
 from warpd_ros.msg import ControllerStatus, PolicyWeights  # noqa: E402
 from warpd_ros.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, policy_swap_qos  # noqa: E402
 
 NODE_NAME = "warpd_controller"
 SWAP_SLACK_NS = 500_000  # handle a PolicyWeights at once only if the next tick is further away than this
 SWAP_RUN, SWAP_SHADOW = "run", "shadow"
-MODE_CODES = {MODE_HOLD: ControllerStatus.MODE_HOLD, MODE_RUN: ControllerStatus.MODE_RUN,
-              MODE_SHADOW: ControllerStatus.MODE_SHADOW}
 PARAMS = [
     Param("joint_names", ["shoulder", "elbow", "wrist"],
           "Joints the policy observes and commands, in observation/command order.", read_only=True),
@@ -165,18 +140,6 @@ def _validate(name: str, value) -> str | None:
     return None
 
 
-def admit_policy(msg: PolicyWeights, spec: ControllerSpec, now_ns: int, last_accepted: dict,
-                 verifier: PolicyVerifier) -> ActivePolicy:
-    """A received PolicyWeights as a policy ready to run, or PolicyValidationError with a reason code.
-
-    Everything the controller decides about a message, in one function the fuzz tests call too:
-    the conversion without validation (check_policy authenticates first, then validates).
-    """
-    policy = msg_to_policy(msg, validate=False)
-    check_policy(policy, spec, now_ns, last_accepted, verifier)
-    return ActivePolicy.from_policy(policy)
-
-
 class ControllerNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
@@ -190,10 +153,11 @@ class ControllerNode(Node):
         self._n = len(self._spec.joint_names)
         self._stale_timeout_s = float(p["stale_timeout_s"])
         self._check_state_stamps = bool(p["check_state_stamps"])
-        self._hold_mode = p["hold_mode"]
-        self._action_limit = float(p["action_limit"])
         self._swap_mode = p["swap_mode"]
         self._control_rate_hz = float(p["control_rate_hz"])
+        # clip -> limits -> finite -> hold, one immutable object replaced on a parameter change
+        self._pipeline = CommandPipeline(self._limits, float(p["action_limit"]), 1.0 / self._control_rate_hz,
+                                         p["hold_mode"], self._stale_timeout_s)
         self._status_rate_hz = float(p["status_rate_hz"])
 
         # Inputs (written by subscription callbacks, read by the tick; each a single reference).
@@ -219,7 +183,7 @@ class ControllerNode(Node):
         self._swap_work_max_us = self._swap_delay_max_ms = 0.0
         self._last_warning: dict[str, float] = {}
         self._pending_policies: deque[PolicyWeights] = deque()
-        self._mode, self._mode_reason = MODE_HOLD, REASON_NO_POLICY
+        self._mode, self._mode_reason = Mode.HOLD, REASON_NO_POLICY
         self._last_command: np.ndarray | None = None
         self._published = np.zeros(self._n)  # the last command sent (a HOLD sends zeros first)
         self._last_command_ns: int | None = None
@@ -252,12 +216,13 @@ class ControllerNode(Node):
     def _on_params(self, changes: dict) -> None:
         if "stale_timeout_s" in changes:
             self._stale_timeout_s = float(changes["stale_timeout_s"])
+            self._pipeline = self._pipeline.with_changes(stale_timeout_s=self._stale_timeout_s)
         if "check_state_stamps" in changes:
             self._check_state_stamps = bool(changes["check_state_stamps"])
         if "hold_mode" in changes:
-            self._hold_mode = changes["hold_mode"]
+            self._pipeline = self._pipeline.with_changes(hold_mode=changes["hold_mode"])
         if "action_limit" in changes:
-            self._action_limit = float(changes["action_limit"])
+            self._pipeline = self._pipeline.with_changes(action_limit=float(changes["action_limit"]))
         if "max_clock_skew_s" in changes or "max_policy_age_s" in changes:
             spec = self._spec
             self._spec = ControllerSpec(spec.joint_names, spec.n_task_features,
@@ -273,6 +238,7 @@ class ControllerNode(Node):
             self._control_rate_hz = float(changes["control_rate_hz"])
             self.destroy_timer(self._control_timer)
             self._loop.set_rate(self._control_rate_hz)
+            self._pipeline = self._pipeline.with_changes(dt=1.0 / self._control_rate_hz)
             self._control_timer = self.create_timer(1.0 / self._control_rate_hz, self._on_tick, clock=self._steady)
         if "status_rate_hz" in changes and float(changes["status_rate_hz"]) != self._status_rate_hz:
             self._status_rate_hz = float(changes["status_rate_hz"])
@@ -409,30 +375,21 @@ class ControllerNode(Node):
         state = self._slot.state  # one read: a consistent (active, shadow) pair for this tick
         mode, reason = decide_mode(now, state.active, self._last_state_ns, self._input_error,
                                    self._stale_timeout_s, state.shadow)
-        command = None
-        if mode != MODE_HOLD:
+        action = None
+        if mode != Mode.HOLD:
             obs = self._obs
             action = self._run(state.active, obs)
-            if action is not None:
-                limit = self._action_limit
-                command = np.minimum(np.maximum(action, -limit), limit)
-                command = limit_command(command, self._q, self._published, self._limits, self._loop.nominal_ns * 1e-9)
-                self._last_command, self._last_command_ns = command, now
-            if mode == MODE_SHADOW:
+            if mode == Mode.SHADOW:
                 shadow_action = self._run(state.shadow, obs, shadow=True)
                 if action is not None and shadow_action is not None:
                     diff = float(np.max(np.abs(shadow_action - action)))
                     if diff > self._shadow_diff_max:
                         self._shadow_diff_max = diff
-        if command is None:
-            command = hold_command(self._hold_mode, self._n, self._last_command, self._last_command_ns,
-                                   now, self._stale_timeout_s, inputs_ok(mode, reason))
-            if command.any():  # a held last_command: still inside the envelope at the latest position
-                command = limit_command(command, self._q, None, self._limits, self._loop.nominal_ns * 1e-9)
-        try:
-            out = float64_array_msg(command)
-        except ValueError:  # cannot happen (both paths are finite); never publish NaN regardless
-            out = Float64MultiArray(data=[0.0] * self._n)
+        result = self._pipeline.tick(mode, reason, action, self._q, self._published, self._last_command,
+                                     self._last_command_ns, now)
+        if result.policy_command is not None:
+            self._last_command, self._last_command_ns = result.policy_command, now
+        out = float64_array_msg(result.command)  # finite by construction (the pipeline's last step)
         self._published = np.asarray(out.data)  # what the rate limit of the next tick starts from
         if self.context.ok():  # SIGINT/SIGTERM may have shut the context down since this tick began
             self._cmd_pub.publish(out)
@@ -462,7 +419,7 @@ class ControllerNode(Node):
         active, shadow = state.active, state.shadow
         msg = ControllerStatus()
         msg.header.stamp = ns_to_stamp(now)
-        msg.mode = MODE_CODES[self._mode]
+        msg.mode = status_code(self._mode)
         msg.mode_reason = self._mode_reason
         msg.has_active_policy = active is not None
         if active is not None:
@@ -496,7 +453,7 @@ class ControllerNode(Node):
         new_missed = status.missed_ticks - self._missed_reported
         self._rejections_reported, self._nonfinite_reported = self._rejected, self._nonfinite_actions
         self._missed_reported = status.missed_ticks
-        if self._mode == MODE_HOLD:
+        if self._mode == Mode.HOLD:
             bad_input = not inputs_ok(self._mode, self._mode_reason)
             level = max(level, DiagnosticStatus.ERROR if bad_input else DiagnosticStatus.WARN)
             problems.append(f"HOLD: {self._mode_reason}")
@@ -509,7 +466,7 @@ class ControllerNode(Node):
         if new_missed:
             level = max(level, DiagnosticStatus.WARN)
             problems.append(f"{new_missed} missed ticks")
-        mode_name = {v: k for k, v in MODE_CODES.items()}[status.mode]
+        mode_name = str(mode_from_status(status.mode))
         values = {
             "mode": mode_name, "mode_reason": status.mode_reason,
             "active_policy_id": str(status.active_policy_id) if status.has_active_policy else "",
@@ -522,8 +479,8 @@ class ControllerNode(Node):
             "period_error_p99_us": f"{status.period_error_p99 * 1e6:.1f}",
             "period_error_max_us": f"{status.period_error_max * 1e6:.1f}",
             "missed_ticks": str(status.missed_ticks), "nonfinite_actions": str(self._nonfinite_actions),
-            "realtime": self._realtime, "swap_mode": self._swap_mode, "hold_mode": self._hold_mode,
-            "action_limit": f"{self._action_limit:g}",
+            "realtime": self._realtime, "swap_mode": self._swap_mode, "hold_mode": self._pipeline.hold_mode,
+            "action_limit": f"{self._pipeline.action_limit:g}",
             "require_signature": str(self._verifier.required).lower(),
             "signing_key": "configured" if self._verifier.key is not None else "none",
             **{k: " ".join(f"{v:g}" for v in getattr(self._limits, k)) for k in LIMIT_PARAMS},

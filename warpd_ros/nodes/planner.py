@@ -20,27 +20,22 @@ p50 over the last 200 plans, plus p95 and the latest) and counters.
   used by one thread, and joint states that arrive meanwhile queue up (the newest is used next).
 - The replan timer runs on the node clock (so under use_sim_time "every 16 control steps" holds
   at any real-time factor); joint-state freshness (0.5 s) is judged by wall-clock arrival time.
-- torch gets one intra-op thread unless OMP_NUM_THREADS says otherwise: on a busy 2-core machine,
-  two threads stall each other (measured: sampling takes ~8 ms with one thread, 30-440 ms with two
-  while the sim and the controller run).
+- torch gets one intra-op thread unless OMP_NUM_THREADS says otherwise (run_node's
+  limit_math_threads): on a busy 2-core machine, two threads stall each other (measured: sampling
+  takes ~8 ms with one thread, 30-440 ms with two while the sim and the controller run).
 """
-import os
+import sys
+import time
+from collections import deque
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported (see the docstring)
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+import numpy as np
 
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections import deque  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from warpd_core.errors import WarpdError  # noqa: E402
-from warpd_core.policies.warpd.checkpoint import load_checkpoint  # noqa: E402
-from warpd_core.policies.warpd.planner import Planner  # noqa: E402
-from warpd_core.runtime.signing import load_key, sign_policy  # noqa: E402
-from warpd_ros.params import Param, declare_parameters  # noqa: E402
-from warpd_ros.ros_env import require_ros, resolve_package_file, run_node  # noqa: E402
+from warpd_core.errors import WarpdError
+from warpd_core.policies.warpd.checkpoint import load_checkpoint
+from warpd_core.policies.warpd.planner import Planner
+from warpd_core.runtime.signing import load_key, sign_policy
+from warpd_ros.params import Param, declare_parameters
+from warpd_ros.ros_env import require_ros, resolve_package_file, run_node
 
 rclpy = require_ros()
 

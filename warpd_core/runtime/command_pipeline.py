@@ -1,0 +1,140 @@
+"""What the controller publishes each tick, as one pure function: clip -> limits -> finite -> hold.
+
+The controller node, hil-check's analysis, the fault scenarios and the benchmarks all need the same
+answer to "given this action, what command goes to the robot?". It lives here once, without ROS, so
+every one of them calls it instead of re-deriving a clip and hoping the details agree:
+
+1. **clip** the policy's action to +-action_limit (the live, operator-tunable bound);
+2. **command limits** per joint (:func:`limit_command`: velocity, position envelope, rate);
+3. **finite check**: a non-finite action is never published; that tick falls back to
+4. **hold**: :func:`hold_command` (zeros, or the last good command for a short while), still inside
+   the position/velocity envelope at the measured position.
+
+:class:`Mode` is the one vocabulary of controller modes; ``warpd_ros.modes`` maps it to the
+``ControllerStatus.MODE_*`` codes on the wire, once.
+"""
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from warpd_core.runtime.command_limits import JointLimits, limit_command
+
+
+class Mode(str, enum.Enum):
+    """Controller modes. A str Enum, so logs and diagnostics print "HOLD", "RUN", "SHADOW"."""
+
+    HOLD = "HOLD"      # no valid policy, policy expired, or joint states stale/invalid: the hold command
+    RUN = "RUN"        # the active policy drives the robot
+    SHADOW = "SHADOW"  # the active policy drives; a candidate runs beside it, unactuated
+
+    def __str__(self) -> str:
+        return self.value
+
+
+HOLD_ZERO_VELOCITY, HOLD_LAST_COMMAND = "zero_velocity", "last_command"
+HOLD_MODES = (HOLD_ZERO_VELOCITY, HOLD_LAST_COMMAND)
+
+REASON_NO_POLICY = "no valid policy"
+REASON_EXPIRED = "policy expired"
+REASON_STALE = "joint states stale"
+
+
+def inputs_ok(mode: Mode, reason: str) -> bool:
+    """False when the controller held because of its inputs (stale or invalid joint states / task
+    features), True when it runs or holds because of the policy (none, expired)."""
+    return mode != Mode.HOLD or reason in (REASON_NO_POLICY, REASON_EXPIRED)
+
+
+def hold_command(hold_mode: str, n_joints: int, last_command: np.ndarray | None,
+                 last_command_ns: int | None, now_ns: int, stale_timeout_s: float,
+                 inputs_ok: bool = True) -> np.ndarray:
+    """The joint-velocity command published in HOLD.
+
+    zero_velocity: zeros. last_command: the last command computed by a policy, repeated for at
+    most stale_timeout_s after it was computed, and only while the inputs are fine (`inputs_ok`:
+    the HOLD is about the policy — none, expired, one non-finite action — not about stale or
+    invalid joint states); zeros otherwise. A velocity command is motion, not a hold: a brief gap
+    (a late successor, one bad action) is bridged smoothly, but the robot is never kept moving
+    blind — from the moment joint states are found stale or invalid the command is zero, so no
+    command outlives the last good joint state by more than stale_timeout_s.
+    """
+    if (hold_mode == HOLD_LAST_COMMAND and inputs_ok and last_command is not None
+            and last_command_ns is not None and now_ns - last_command_ns <= stale_timeout_s * 1e9):
+        return last_command
+    return np.zeros(n_joints)
+
+
+@dataclass(frozen=True)
+class TickCommand:
+    """One tick's outcome: the command to publish, and the policy's command when the policy drove it
+    (None when the tick held), which the caller remembers for hold_mode=last_command."""
+
+    command: np.ndarray
+    policy_command: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class CommandPipeline:
+    """The controller's settings that turn an action into a command. Immutable: a parameter change
+    (action_limit, control rate) makes a new one with :meth:`with_changes`; a tick never sees a mix."""
+
+    limits: JointLimits
+    action_limit: float
+    dt: float  # the control period (s): the rate limit and the one-period position envelope use it
+    hold_mode: str = HOLD_ZERO_VELOCITY
+    stale_timeout_s: float = 0.1
+
+    def __post_init__(self):
+        if not (math.isfinite(self.action_limit) and self.action_limit >= 0):
+            raise ValueError(f"action_limit must be finite and >= 0, got {self.action_limit}")
+        if not (math.isfinite(self.dt) and self.dt > 0):
+            raise ValueError(f"dt must be > 0, got {self.dt}")
+        if self.hold_mode not in HOLD_MODES:
+            raise ValueError(f"hold_mode must be one of {HOLD_MODES}, got {self.hold_mode!r}")
+
+    @classmethod
+    def for_joints(cls, joint_names, action_limit: float, dt: float = 1e-3, **kwargs) -> "CommandPipeline":
+        """A pipeline with no joint limits beyond the clip: what an unconfigured controller runs."""
+        return cls(JointLimits.create(joint_names), float(action_limit), float(dt), **kwargs)
+
+    def with_changes(self, **changes) -> "CommandPipeline":
+        return replace(self, **changes)
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.limits.joint_names)
+
+    def policy_command(self, action, q, previous) -> np.ndarray | None:
+        """clip -> limits of a policy's action at positions `q` after the command `previous` (None: no
+        rate limit); None when the action is missing or not finite (the tick must hold)."""
+        if action is None or not np.isfinite(action).all():
+            return None
+        limit = self.action_limit
+        clipped = np.minimum(np.maximum(action, -limit), limit)
+        return limit_command(clipped, q, previous, self.limits, self.dt)
+
+    def hold(self, q, last_command, last_command_ns, now_ns: int, inputs_good: bool) -> np.ndarray:
+        """The hold command. Not rate-limited (stopping is never delayed), but a held last_command
+        still passes the position/velocity envelope at the latest position."""
+        command = hold_command(self.hold_mode, self.n_joints, last_command, last_command_ns, now_ns,
+                               self.stale_timeout_s, inputs_good)
+        if command.any():
+            command = limit_command(command, q, None, self.limits, self.dt)
+        return command
+
+    def tick(self, mode: Mode, reason: str, action, q, previous, last_command, last_command_ns,
+             now_ns: int) -> TickCommand:
+        """The command for one tick. `action` is the active policy's raw output (ignored in HOLD);
+        `previous` the command published last tick. The result is always finite."""
+        policy = self.policy_command(action, q, previous) if mode != Mode.HOLD else None
+        if policy is not None:
+            command = policy
+        else:
+            command = self.hold(q, last_command, last_command_ns, now_ns, inputs_ok(mode, reason))
+        if not np.isfinite(command).all():  # cannot happen (both paths are finite); never publish NaN regardless
+            command, policy = np.zeros(self.n_joints), None
+        return TickCommand(command, policy)
