@@ -15,8 +15,9 @@ import yaml
 
 from conftest import REPO
 from warpd_core.errors import WarpdError
-from warpd_ros.hil_check import (ENTRY, FAIL, PASS, SKIP, THRESHOLDS, blind_intervals, judge, load_thresholds,
-                                 state_to_command, stream_stats)
+from warpd_ros.hil_check.report import FAIL, PASS, SKIP, judge
+from warpd_ros.hil_check.stats import blind_intervals, state_to_command, stream_stats
+from warpd_ros.hil_check.thresholds import ENTRY, THRESHOLDS, load_thresholds
 
 MS = 1_000_000
 CHECKPOINT = REPO / "checkpoints" / "reach_around" / "checkpoint.safetensors"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import importlib.util
 import os
 import shlex
@@ -124,12 +125,19 @@ def plan(kind: str, config: Path | None = None, overrides=(), python: str = sys.
 
 
 def _environment(args: argparse.Namespace) -> dict:
-    if args.network:
+    return graph_environment(args.domain_id, args.network)
+
+
+def graph_environment(domain_id: int | None = None, network: bool = False) -> dict:
+    """The nodes' environment: discovery on this machine only unless `network`, output unbuffered.
+
+    Shared with `warpd hil-check`, which starts the same graph the same way."""
+    if network:
         env = dict(os.environ)
-        if args.domain_id is not None:
-            env["ROS_DOMAIN_ID"] = str(args.domain_id)
+        if domain_id is not None:
+            env["ROS_DOMAIN_ID"] = str(domain_id)
     else:
-        env = loopback_environment(args.domain_id)
+        env = loopback_environment(domain_id)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")  # line-buffered ROS logging through the pipe
     return env
@@ -183,6 +191,25 @@ class Bringup:
             if self.show(line):
                 self._emit(prefix + line)
         child.proc.stdout.close()
+
+    @contextlib.contextmanager
+    def running(self, grace: float):
+        """Start the graph for the `with` block; whatever of it was started is stopped however the
+        block ends (an error, Ctrl-C, a start that failed part way). For tools that run a graph
+        beside their own work, like `warpd hil-check`."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop_started(grace)
+
+    def stop_started(self, grace: float) -> list[str]:
+        """`stop` the children that were started ([] when none was)."""
+        started = [c for c in self.children if c.proc is not None]
+        if not started:
+            return []
+        self.children = started
+        return self.stop(grace)
 
     def first_dead(self) -> Child | None:
         return next((c for c in self.children if c.proc.poll() is not None), None)
