@@ -10,7 +10,8 @@ import torch
 from warpd_core.data.reader import Dataset
 from warpd_core.policies.warpd.config import TrainConfig
 from warpd_core.training.distributed import setup, teardown
-from warpd_core.training.trainer import batch_index, build_model, make_optimizer, train_stage1
+from warpd_core.policies.warpd.training import build_model, make_optimizer, train_stage1
+from warpd_core.training.loop import batch_index
 
 
 def main(config_path: str, out: str) -> None:

@@ -18,7 +18,7 @@ from warpd_core.policies.dp.planner import DPPlanner, DPPlannerFactory
 from warpd_core.policies.dp.training import make_chunk_samples, train
 from warpd_core.policies.dp.unet import ConditionalUNet1D
 from warpd_core.tasks.registry import make_task
-from warpd_core.training import trainer as trainer_module
+from warpd_core.training import loop as loop_module
 
 OBS, ACT = 8, 3  # reach_around's sizes, so the tiny model can run an episode
 TINY = {"model": {"n_obs_steps": 2, "horizon": 8, "train_timesteps": 20, "sample_steps": 3},
@@ -214,13 +214,13 @@ def test_training_collects_data_trains_reproduces_and_resumes(tmp_path, monkeypa
     meta = read_metadata(tmp_path / "a" / "checkpoint.safetensors")
     assert meta["task_names"] == ["reach_around"] and meta["extra"]["samples"] > 0
 
-    save_state = trainer_module.save_train_state
+    save_state = loop_module.save_train_state
 
     def save_then_crash(*args, **kwargs):
         save_state(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer_module, "save_train_state", save_then_crash)
+    monkeypatch.setattr(loop_module, "save_train_state", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         train(config("c"), progress=False)
     assert not (tmp_path / "c" / "checkpoint.safetensors").exists()

@@ -4,13 +4,14 @@ A checkpoint is one safetensors file (never pickle). Its header metadata holds o
 under a policy-specific key: format name and version, the training config, whatever the policy
 needs to rebuild itself, library versions, and a SHA-256 over every tensor's name, dtype, shape
 and bytes, verified on load. Each policy's own checkpoint module decides what goes in the record
-and how to rebuild its model; this module writes, reads and verifies.
+and how to rebuild its model (a CheckpointFormat); this module writes, reads and verifies.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -98,3 +99,36 @@ def load_state_strict(module: torch.nn.Module, tensors: dict, path, label: str) 
     except RuntimeError as exc:
         raise WarpdError(f"{path} does not match the {label} architecture its config describes: "
                          f"{str(exc).splitlines()[0]}", "was it written by another version of warpd?") from None
+
+
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """One policy family's checkpoint: its format name and version, header key, and the config and
+    model classes it rebuilds. Every family stores the resolved config and the observation, action
+    and task names, and rebuilds as model_class(config, obs_names, action_names, task_names)."""
+
+    name: str
+    version: int
+    key: str  # the safetensors header metadata key holding the JSON record
+    label: str  # the family as errors name it
+    train_hint: str  # how to make one, for "does not exist"
+    config_class: type
+    model_class: type
+
+    def save(self, model: torch.nn.Module, path: str | Path, extra: dict | None = None, **fields) -> Path:
+        """Write `model` with the common record, the family's own `fields`, and `extra` (run facts)."""
+        meta = {"format": self.name, "format_version": self.version, "config": model.config.to_dict(),
+                "obs_names": model.obs_names, "action_names": model.action_names, "task_names": model.task_names,
+                **fields, "extra": extra or {}}
+        return write_checkpoint(model, path, self.key, meta)
+
+    def read_metadata(self, path: str | Path) -> dict:
+        return read_checkpoint_metadata(path, self.key, self.name, self.version, self.label, self.train_hint)
+
+    def load(self, path: str | Path, device: str = "cpu") -> torch.nn.Module:
+        meta = self.read_metadata(path)
+        tensors = load_verified_tensors(path, meta)
+        config = self.config_class.from_dict(meta["config"], source=f"{path} config")
+        model = self.model_class(config, meta["obs_names"], meta["action_names"], meta["task_names"])
+        load_state_strict(model, tensors, path, self.label)
+        return model.to(device).eval()

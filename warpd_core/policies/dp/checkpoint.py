@@ -8,32 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from warpd_core.policies.checkpoint_io import (load_state_strict, load_verified_tensors, read_checkpoint_metadata,
-                                               write_checkpoint)
+from warpd_core.policies.checkpoint_io import CheckpointFormat
 from warpd_core.policies.dp.config import DPConfig
 from warpd_core.policies.dp.modeling import DPModel
 
-FORMAT = "warpd-dp-checkpoint"
-FORMAT_VERSION = 1
 METADATA_KEY = "warpd_dp"
+CHECKPOINT = CheckpointFormat("warpd-dp-checkpoint", 1, METADATA_KEY, "Diffusion Policy",
+                              "train one with `warpd train --policy dp --config ...`", DPConfig, DPModel)
+read_metadata = CHECKPOINT.read_metadata
+load_checkpoint = CHECKPOINT.load
 
 
 def save_checkpoint(model: DPModel, path: str | Path, extra: dict | None = None) -> Path:
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict(),
-            "obs_names": model.obs_names, "action_names": model.action_names, "task_names": model.task_names,
-            "n_parameters": model.n_parameters(), "extra": extra or {}}
-    return write_checkpoint(model, path, METADATA_KEY, meta)
-
-
-def read_metadata(path: str | Path) -> dict:
-    return read_checkpoint_metadata(path, METADATA_KEY, FORMAT, FORMAT_VERSION, "Diffusion Policy",
-                                    "train one with `warpd train --policy dp --config ...`")
-
-
-def load_checkpoint(path: str | Path, device: str = "cpu") -> DPModel:
-    meta = read_metadata(path)
-    tensors = load_verified_tensors(path, meta)
-    config = DPConfig.from_dict(meta["config"], source=f"{path} config")
-    model = DPModel(config, meta["obs_names"], meta["action_names"], meta["task_names"])
-    load_state_strict(model, tensors, path, "Diffusion Policy")
-    return model.to(device).eval()
+    return CHECKPOINT.save(model, path, extra, n_parameters=model.n_parameters())

@@ -1,7 +1,7 @@
 """Training a Diffusion Policy: (observation history, action chunk) samples and the run itself.
 
 Uses the same datasets (collected on demand), optimisation loop, resumable train state, curves
-and DDP set-up as WARPD's trainer (warpd_core.training); only the samples and the loss differ.
+and DDP set-up as WARPD (warpd_core.training.loop); only the samples and the loss differ.
 Writes to `config.output`: checkpoint.safetensors, losses_dp.csv, losses.png, config.yaml and
 train_state.safetensors (for resuming).
 """
@@ -20,8 +20,8 @@ from warpd_core.policies.dp.config import DPConfig
 from warpd_core.policies.dp.modeling import DPModel, training_scheduler
 from warpd_core.training.curves import plot_curves
 from warpd_core.training.train_state import save_train_state
-from warpd_core.training.trainer import DONE, batch_index, start_run, train_loop, training_run
-from warpd_core.training.windows import demonstrations
+from warpd_core.training.datasets import demonstrations
+from warpd_core.training.loop import DONE, batch_index, start_run, train_loop, training_run
 
 TRAINING = 1  # the train-state "stage" while DP is training (DONE once finished)
 

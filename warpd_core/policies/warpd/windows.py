@@ -1,4 +1,4 @@
-"""Training windows: every run of H consecutive steps of every successful demonstration.
+"""WARPD's training windows: every run of H consecutive steps of every successful demonstration.
 
 A window holds states s_0..s_{H-1}, actions a_0..a_{H-1} and next states s_1..s_H, normalised
 with the model's statistics; stage 1 trains on windows and stage 2 on (s_0, latent of window).
@@ -25,25 +25,6 @@ class Windows:
 
     def batch(self, index: torch.Tensor):
         return self.states[index], self.actions[index], self.next_states[index]
-
-
-def demonstrations(datasets, task_names: list[str]) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """(obs, actions, task id) of every successful episode of the given datasets (one or several,
-    e.g. one per MT10 task); the task id is the episode's task's index in `task_names`.
-
-    Every task must have successful episodes: a task without any would get a task embedding that
-    was never trained, and a planner that silently generates nonsense for it."""
-    demos = []
-    for dataset in datasets:
-        for obs, actions, record in dataset:
-            if record.success and record.task in task_names:
-                demos.append((np.asarray(obs), np.asarray(actions), task_names.index(record.task)))
-    missing = [t for k, t in enumerate(task_names) if not any(d[2] == k for d in demos)]
-    if missing:
-        raise WarpdError(f"no successful episodes of task(s) {', '.join(missing)} in "
-                         f"{', '.join(str(d.path) for d in datasets)}",
-                         "collect demonstrations with `warpd collect`, or check data.path / data.task(s)")
-    return demos
 
 
 def make_windows(demos, horizon: int, obs_mean, obs_std, action_mean, action_std) -> Windows:
