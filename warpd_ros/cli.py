@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from warpd_core.errors import WarpdError
+from warpd_core.errors import WarpdError, print_error
 from warpd_ros.ros_env import SETUP_HINT
 
 # name -> module; order is the order in `warpd --help`.
@@ -81,9 +81,7 @@ def main(argv=None) -> int:
     try:
         return int(args._run(args) or 0)
     except WarpdError as exc:
-        print(f"warpd {args.command}: error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"warpd {args.command}: hint: {exc.hint}", file=sys.stderr)
+        print_error(f"warpd {args.command}", exc)
         return 2
     except KeyboardInterrupt:
         print(f"warpd {args.command}: interrupted", file=sys.stderr)

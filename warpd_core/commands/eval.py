@@ -15,64 +15,16 @@ Defaults (methods and their checkpoints, levels, horizons, seeds) come from conf
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from warpd_core.commands.argtypes import name_list, positive_int
+from warpd_core.commands.argtypes import (horizon_list, level_list, name_list, name_path, positive_int,
+                                         seed_count_or_range)
 from warpd_core.commands.standalone import standalone_main
 from warpd_core.errors import WarpdError
 
 HELP = "sweep methods x tasks x perturbation levels x action horizons x seeds; CSV, summary, plots; resumable"
 DEFAULT_CONFIG = "config/eval.yaml"
-
-
-def _levels(text: str) -> tuple[float, ...]:
-    values = []
-    for part in text.split(","):
-        try:
-            value = float(part)
-        except ValueError:
-            value = -1.0
-        if not 0.0 <= value <= 1.0:
-            raise argparse.ArgumentTypeError(f"levels must be numbers in [0, 1] like 0,0.5,1; got {part!r}")
-        values.append(value)
-    return tuple(dict.fromkeys(values))
-
-
-def _horizons(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(dict.fromkeys(int(part) for part in text.split(",")))
-    except ValueError:
-        values = (0,)
-    if min(values) < 1:
-        raise argparse.ArgumentTypeError(f"horizons must be positive integers like 16,32,64; got {text!r}")
-    return values
-
-
-def _seeds(text: str) -> tuple[int, int] | int:
-    """'50' (a count, from --seed-start) or '100-149' (an inclusive range)."""
-    first, sep, last = text.partition("-")
-    try:
-        if not sep:
-            count = int(first)
-            if count < 1:
-                raise ValueError
-            return count
-        lo, hi = int(first), int(last)
-        if not 0 <= lo <= hi:
-            raise ValueError
-        return lo, hi
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a count like 50 or an inclusive range like 100-149, "
-                                         f"got {text!r}") from None
-
-
-def _checkpoint(text: str) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH like dp=runs/dp/checkpoint.safetensors, got {text!r}")
-    return name, path
 
 
 def add_arguments(parser) -> None:
@@ -81,14 +33,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--methods", type=name_list, metavar="M1,M2,...",
                         help="methods to evaluate: names from the config (expert, warpd, dp, warpd_no_wm) or "
                              "NAME=CHECKPOINT pairs (default: the config's default_methods)")
-    parser.add_argument("--checkpoint", type=_checkpoint, action="append", default=[], metavar="NAME=PATH",
+    parser.add_argument("--checkpoint", type=name_path, action="append", default=[], metavar="NAME=PATH",
                         help="use this checkpoint for method NAME (repeatable)")
     parser.add_argument("--tasks", type=name_list, metavar="T1,T2,...", help="tasks (default: the config's)")
-    parser.add_argument("--levels", type=_levels, metavar="L1,L2,...",
+    parser.add_argument("--levels", type=level_list, metavar="L1,L2,...",
                         help="perturbation levels in [0, 1] (default: the config's, 0,0.2,0.4,0.6,0.8,1.0)")
-    parser.add_argument("--horizons", type=_horizons, metavar="K1,K2,...",
+    parser.add_argument("--horizons", type=horizon_list, metavar="K1,K2,...",
                         help="action horizons: control steps between plans (default: the config's, 16,32,64,128)")
-    parser.add_argument("--seeds", type=_seeds, metavar="N|A-B",
+    parser.add_argument("--seeds", type=seed_count_or_range, metavar="N|A-B",
                         help="episodes per point: a count N (seeds from --seed-start) or an inclusive range A-B "
                              "(default: the config's, 50)")
     parser.add_argument("--seed-start", type=int, metavar="SEED",
@@ -139,8 +91,8 @@ def build_plan(args, config: dict):
     if isinstance(seeds, int):
         start = args.seed_start if args.seed_start is not None else int(config.get("seed_start", 10_000))
         seeds = (start, start + seeds - 1)
-    levels = args.levels or _levels(",".join(str(v) for v in config.get("levels", [0.0])))
-    horizons = args.horizons or _horizons(",".join(str(v) for v in config.get("horizons", [16])))
+    levels = args.levels or level_list(",".join(str(v) for v in config.get("levels", [0.0])))
+    horizons = args.horizons or horizon_list(",".join(str(v) for v in config.get("horizons", [16])))
     spec = PerturbationSpec.from_yaml(args.perturbations or config.get("perturbations", "config/perturbations.yaml"))
     return SweepPlan(tuple(methods), tasks, levels, horizons, tuple(range(seeds[0], seeds[1] + 1)), spec, args.steps)
 
@@ -211,9 +163,4 @@ def run(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    return standalone_main("warpd eval", __doc__, add_arguments, run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+main = standalone_main("warpd eval", __doc__, add_arguments, run, __name__)

@@ -7,22 +7,10 @@ success and mode shares; `--plot` draws the rollouts coloured by the mode they t
 """
 from __future__ import annotations
 
-from warpd_core.commands.argtypes import non_negative_int, positive_int
+from warpd_core.commands.argtypes import level, non_negative_int, positive_int
 
 HELP = "roll out generated policies in the task (optionally perturbed), print success and mode shares"
 DEFAULT_SPEC = "config/perturbations.yaml"
-
-
-def _level(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"level must be a number in [0, 1], got {text!r}")
-    return value
 
 
 def add_arguments(parser) -> None:
@@ -33,7 +21,7 @@ def add_arguments(parser) -> None:
                         help="episode i uses seed SEED+i; the default 1000 keeps clear of training seeds")
     parser.add_argument("--replan-every", type=positive_int, default=16, metavar="K",
                         help="steps between plans, the action horizon (default 16)")
-    parser.add_argument("--level", type=_level, default=0.0, help="perturbation level 0..1 (default 0: none)")
+    parser.add_argument("--level", type=level, default=0.0, help="perturbation level 0..1 (default 0: none)")
     parser.add_argument("--perturbations", default=DEFAULT_SPEC, help=f"perturbation spec YAML (default {DEFAULT_SPEC})")
     parser.add_argument("--steps", type=positive_int, help="denoising steps (default: the checkpoint's config)")
     parser.add_argument("--workers", type=positive_int, default=1, help="processes to spread episodes over (default 1)")

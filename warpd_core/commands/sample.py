@@ -8,26 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from warpd_core.commands.argtypes import non_negative_int, positive_int
+from warpd_core.commands.argtypes import float_array, non_negative_int, positive_int
 from warpd_core.errors import WarpdError
 
 HELP = "generate one policy's weights from a checkpoint for a given state/task and write them to a file"
-
-
-def _floats(text: str) -> np.ndarray:
-    import argparse
-
-    try:
-        return np.array([float(v) for v in text.split(",")], dtype=np.float32)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint.safetensors written by `warpd train`")
     parser.add_argument("--task", help="task to plan for (default: the checkpoint's first task)")
     state = parser.add_mutually_exclusive_group(required=True)
-    state.add_argument("--state", type=_floats, metavar="V1,V2,...", help="the raw observation to plan from")
+    state.add_argument("--state", type=float_array, metavar="V1,V2,...", help="the raw observation to plan from")
     state.add_argument("--episode-seed", type=non_negative_int, metavar="SEED",
                        help="plan from the initial observation of the task's episode with this seed")
     parser.add_argument("--out", required=True, help="policy file to write (.safetensors)")

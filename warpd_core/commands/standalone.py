@@ -6,18 +6,24 @@ import argparse
 import sys
 from typing import Callable
 
-from warpd_core.errors import WarpdError
+from warpd_core.errors import WarpdError, print_error
 
 
 def standalone_main(prog: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-                    run: Callable[[argparse.Namespace], int], argv=None) -> int:
-    """Parse `argv`, run the command; a WarpdError becomes `error:`/`hint:` lines and exit code 2."""
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except WarpdError as exc:
-        print(f"{prog}: error: {exc}" + (f"\n{prog}: hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
-        return 2
+                    run: Callable[[argparse.Namespace], int], module: str) -> Callable[..., int]:
+    """A `main(argv=None)` that parses `argv` and runs the command; a WarpdError becomes
+    `error:`/`hint:` lines and exit code 2. `module` is the caller's __name__: when that is
+    "__main__" (python -m, torchrun) the command runs now and the process exits with its status."""
+    def main(argv=None) -> int:
+        parser = argparse.ArgumentParser(prog=prog, description=description,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_arguments(parser)
+        args = parser.parse_args(argv)
+        try:
+            return run(args)
+        except WarpdError as exc:
+            print_error(prog, exc)
+            return 2
+    if module == "__main__":
+        sys.exit(main())
+    return main

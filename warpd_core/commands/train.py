@@ -9,10 +9,8 @@ DDP replicas (gloo on CPU, nccl on CUDA):
 from __future__ import annotations
 
 import argparse
-import sys
 
-import yaml
-
+from warpd_core.commands.argtypes import config_override
 from warpd_core.commands.standalone import standalone_main
 from warpd_core.errors import WarpdError
 
@@ -21,20 +19,12 @@ DEFAULT_CONFIG = "config/train_reach_around.yaml"
 DEFAULT_CONFIGS = {"warpd": DEFAULT_CONFIG, "dp": "config/train_dp_reach_around.yaml"}
 
 
-def override(text: str) -> tuple[list[str], object]:
-    """'stage1.steps=200' -> (['stage1', 'steps'], 200); the value is read as YAML."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE like stage1.steps=200, got {text!r}")
-    return key.split("."), yaml.safe_load(value)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", choices=sorted(DEFAULT_CONFIGS), default="warpd",
                         help="what to train: warpd (default) or dp, the Diffusion Policy baseline")
     parser.add_argument("--config", help="training config YAML (default "
                         + ", ".join(f"{p}: {c}" for p, c in DEFAULT_CONFIGS.items()) + ")")
-    parser.add_argument("--set", dest="overrides", type=override, action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", dest="overrides", type=config_override, action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set stage1.steps=200 --set loss.ro=0 (repeatable)")
     parser.add_argument("--output", help="output directory (default: the config's `output`)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N where a GPU exists")
@@ -69,7 +59,7 @@ def run(args) -> int:
     if args.policy == "dp":
         from warpd_core.policies.dp.training import train
     else:
-        from warpd_core.training.trainer import train
+        from warpd_core.policies.warpd.training import train
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise WarpdError(f"--device {args.device} asked for, but torch sees no CUDA device", "use --device cpu")
@@ -79,9 +69,4 @@ def run(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    return standalone_main("warpd train", __doc__, add_arguments, run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+main = standalone_main("warpd train", __doc__, add_arguments, run, __name__)
