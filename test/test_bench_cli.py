@@ -2,16 +2,16 @@
 import pytest
 from conftest import REPO
 
+from bench.__main__ import BENCHMARKS
 from bench.report import HEADER, update_section
-from warpd_core.commands.bench import BENCHMARKS
 from warpd_ros.cli import main as warpd
 
-NOT_BENCHMARKS = {"__init__", "report"}
+NOT_BENCHMARKS = {"__init__", "__main__", "report"}
 
 
-def test_list_names_every_benchmark_script(capsys):
+def test_list_names_every_benchmark_script(capfd):
     assert warpd(["bench", "--list"]) == 0
-    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines()[:len(BENCHMARKS)]}
+    listed = {line.split()[0] for line in capfd.readouterr().out.splitlines()[:len(BENCHMARKS)]}
     scripts = {p.stem for p in (REPO / "bench").glob("*.py")} - NOT_BENCHMARKS
     assert listed == {b.name for b in BENCHMARKS} == scripts  # a new bench/ script must join the suite
 
@@ -43,10 +43,10 @@ def test_update_section_at_top_goes_under_the_header_once(tmp_path):
     (["--only", "conversoin"], "unknown benchmark(s) conversoin"),
     (["--skip", "conversion,conversion"], "distinct"),
 ])
-def test_bad_names_are_usage_errors(capsys, args, message):
+def test_bad_names_are_usage_errors(capfd, args, message):
     with pytest.raises(SystemExit) as exit_info:
         warpd(["bench", *args])
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in capfd.readouterr().err
 
 
 def test_only_and_skip_together_is_an_error(capsys):

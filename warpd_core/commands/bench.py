@@ -1,14 +1,8 @@
 """`warpd bench`: run the project's benchmarks and regenerate BENCHMARKS.md.
 
-Each benchmark is a script in bench/ (run as `python -m bench.NAME` from the repository root, in
-its own process, so one crash or hang does not take the others down). Each rewrites its own
-section of BENCHMARKS.md, with its plot in docs/bench/; this command then writes a summary at the
-top: the machine, the date, and which benchmarks ran, how long they took and whether they
-finished. A failed benchmark is reported and the others still run; the exit status says whether
-all of them finished. Ctrl-C stops the running benchmark; the sections already written stay.
-
-`--quick` runs the short versions meant for smoke tests. Their numbers are not worth keeping, so
-unless `--out` says otherwise they go to runs/bench_quick.md, never to BENCHMARKS.md.
+The benchmarks and their runner live in the checkout's bench/ folder, not in the installed
+packages; this command runs that runner (`python -m bench`, from the repository root) in a child
+process with the same arguments. See bench/__main__.py for what it does.
 
     warpd bench --list
     warpd bench --only conversion,policy_forward
@@ -16,172 +10,72 @@ unless `--out` says otherwise they go to runs/bench_quick.md, never to BENCHMARK
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from warpd_core.commands.argtypes import name_list
-from warpd_core.commands.standalone import standalone_main
 from warpd_core.errors import WarpdError
 
 HELP = "run every benchmark of the project (or --only some) and regenerate BENCHMARKS.md with plots"
 QUICK_OUT = "runs/bench_quick.md"
 
 
-@dataclass(frozen=True)
-class Benchmark:
-    name: str  # bench/<name>.py
-    about: str
-    quick: tuple[str, ...] = ()  # arguments of the short smoke-test version
-    # how to send its section elsewhere (--out FILE); None: it cannot, and `no_write` keeps it off BENCHMARKS.md
-    out_flag: str | None = "--out"
-    no_write: tuple[str, ...] = ()
-
-    def command(self, quick: bool, out: Path | None) -> list[str]:
-        redirect = () if out is None else (self.out_flag, str(out)) if self.out_flag else self.no_write
-        return [sys.executable, "-m", f"bench.{self.name}", *(self.quick if quick else ()), *redirect]
-
-
-# In the order they run: cheap and independent first, the long evaluations last.
-BENCHMARKS = (
-    Benchmark("conversion", "PolicyWeights <-> numpy, fast vs naive paths, 1k-1M floats", ("--repeats", "3")),
-    Benchmark("policy_forward", "numpy select_action per observation vs a naive forward pass",
-              ("--calls", "200", "--batch-calls", "5")),
-    Benchmark("fuzz_swap", "malformed PolicyWeights through the controller's admission path: all refused",
-              ("--cases", "200", "--chunk", "100"), out_flag=None, no_write=("--no-write",)),
-    Benchmark("experts", "scripted-expert success: reach_around over 100 seeds, MT10 over 20 each",
-              ("--tasks", "reach_around", "--default-seeds", "4", "--workers", "1")),
-    Benchmark("env_throughput", "env steps/s: raw, expert, perturbed, lockstep batch, 2 processes",
-              ("--tasks", "reach_around", "--episodes", "2", "--batch", "2")),
-    Benchmark("controller_timing", "the 1 kHz controller: period error, missed ticks, swap latency, CPU",
-              ("--seconds", "3", "--warmup", "1", "--no-reference")),
-    Benchmark("graph_cpu", "CPU share per node of the running sim graph", ("--warmup", "5", "--window", "5")),
-    Benchmark("faults", "fault injection against real node processes: HOLD and recovery times",
-              ("--only", "joint_states_stop")),
-    Benchmark("training_time", "time per training step: WARPD stage 1, stage 2 and Diffusion Policy",
-              ("--steps", "6")),
-    Benchmark("warpd_eval", "the shipped checkpoint: success per horizon K, modes vs demos, plan latency",
-              ("--episodes", "2", "--one-state", "2", "--repeats", "10", "--workers", "1")),
-    Benchmark("ablation", "WARPD vs the L_BC + L_KL ablation under perturbation (trains the ablation first)",
-              ("--episodes", "2", "--workers", "1")),
-    Benchmark("eval_sweep", "WARPD vs Diffusion Policy: success vs perturbation and horizon, FLOPs per step, "
-              "the issue-6 goals", ("--quick",)),
-    Benchmark("mt10", "MT10 multitask: per-task success of WARPD, the expert and Diffusion Policy",
-              ("--seeds", "1", "--tasks", "metaworld/reach-v3")),
-)
-BY_NAME = {b.name: b for b in BENCHMARKS}
-
-
-def repo_root() -> Path:
-    """The source checkout the benchmarks live in (they are not part of the installed packages)."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "bench" / "report.py").is_file():
-        raise WarpdError(f"no bench/ folder next to warpd_core ({root})",
-                         "`warpd bench` runs from a source checkout installed editable (scripts/setup.sh)")
-    return root
-
-
-def _names(text: str) -> tuple[str, ...]:
-    names = name_list(text)
-    unknown = [n for n in names if n not in BY_NAME]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
-    return names
-
-
-def add_arguments(parser) -> None:
+def add_arguments(parser, names=name_list) -> None:
+    """The options of `warpd bench` and `python -m bench` (which passes a `names` type that knows
+    the benchmarks)."""
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    parser.add_argument("--only", type=_names, metavar="NAME,...", help="run only these benchmarks")
-    parser.add_argument("--skip", type=_names, metavar="NAME,...", help="run all but these benchmarks")
+    parser.add_argument("--only", type=names, metavar="NAME,...", help="run only these benchmarks")
+    parser.add_argument("--skip", type=names, metavar="NAME,...", help="run all but these benchmarks")
     parser.add_argument("--quick", action="store_true",
                         help=f"short smoke-test versions; written to {QUICK_OUT} unless --out is given")
     parser.add_argument("--out", type=Path, metavar="FILE",
                         help="write the sections to FILE instead of BENCHMARKS.md (and draw no plots)")
 
 
-def selected(args) -> list[Benchmark]:
+def check_selection(args) -> None:
     if args.only and args.skip:
         raise WarpdError("--only and --skip do not go together", "use one of them")
-    chosen = [b for b in BENCHMARKS if (not args.only or b.name in args.only) and b.name not in (args.skip or ())]
-    if not chosen:
-        raise WarpdError("--skip leaves no benchmark to run")
-    return chosen
 
 
-def run_one(bench: Benchmark, root: Path, quick: bool, out: Path | None) -> tuple[int, float]:
-    """Run bench/<name>.py in a child process, its output passing straight through; (exit code, seconds)."""
-    cmd = bench.command(quick, out)
-    print(f"$ {' '.join(['python', *cmd[1:]])}", flush=True)
-    began = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=root)
+def absolute_out(args) -> Path | None:
+    """--out as given, relative to where the command was started (the runner's cwd is the repo)."""
+    return None if args.out is None else args.out if args.out.is_absolute() else Path.cwd() / args.out
+
+
+def run_child(cmd: list[str], cwd: Path) -> int:
+    """Run `cmd` with its output passing straight through; its exit code. On Ctrl-C the child got
+    the same SIGINT: it is given time to stop cleanly before the interrupt goes on."""
+    proc = subprocess.Popen(cmd, cwd=cwd)
     try:
-        code = proc.wait()
-    except KeyboardInterrupt:  # the child got the same SIGINT; give it time to stop cleanly
+        return proc.wait()
+    except KeyboardInterrupt:
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         raise
-    return code, time.monotonic() - began
 
 
-def summary_section(results: list[tuple[Benchmark, int, float]], quick: bool) -> str:
-    from bench.report import machine_info
-
-    lines = ["## Last `warpd bench` run", "",
-             f"`warpd bench{' --quick' if quick else ''}` on {machine_info()}. Each section below says when "
-             "it was last regenerated; this run regenerated these:", "",
-             "| benchmark | what it measures | minutes | result |", "|---|---|---:|---|"]
-    for bench, code, seconds in results:
-        result = "finished" if code == 0 else f"**FAILED** (exit {code}): its section is older"
-        lines.append(f"| `{bench.name}` | {bench.about} | {seconds / 60:.1f} | {result} |")
-    return "\n".join(lines)
+def repo_root() -> Path:
+    """The source checkout the benchmarks live in (they are not part of the installed packages)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "bench" / "__main__.py").is_file():
+        raise WarpdError(f"no bench/ folder next to warpd_core ({root})",
+                         "`warpd bench` runs the benchmarks of a source checkout: run it from one, installed "
+                         "editable (scripts/setup.sh), or run `python -m bench` in the repository root")
+    return root
 
 
 def run(args) -> int:
-    if args.list:
-        width = max(len(b.name) for b in BENCHMARKS)
-        for b in BENCHMARKS:
-            print(f"{b.name.ljust(width)}  {b.about}")
-        print("\nwith --quick they run as:")
-        for b in BENCHMARKS:
-            print(f"  python -m bench.{b.name} {' '.join(b.quick)}")
-        return 0
+    check_selection(args)
     root = repo_root()
-    chosen = selected(args)
-    out = args.out or (root / QUICK_OUT if args.quick else None)
-    if out is not None:
-        out = out if out.is_absolute() else Path.cwd() / out
-        out.parent.mkdir(parents=True, exist_ok=True)
-    results = []
-    try:
-        for number, bench in enumerate(chosen, start=1):
-            print(f"\n[{number}/{len(chosen)}] {bench.name}: {bench.about}", flush=True)
-            code, seconds = run_one(bench, root, args.quick, out)
-            results.append((bench, code, seconds))
-            print(f"[{number}/{len(chosen)}] {bench.name}: " + ("done" if code == 0 else f"FAILED (exit {code})")
-                  + f" in {seconds / 60:.1f} min", flush=True)
-    finally:
-        if results:
-            from bench.report import BENCHMARKS_MD, update_section
-
-            written = update_section("bench_run", summary_section(results, args.quick), out or BENCHMARKS_MD,
-                                     at_top=True)
-            print(f"\nwrote {written}")
-    failed = [b.name for b, code, _ in results if code != 0]
-    if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def main(argv=None) -> int:
-    return standalone_main("warpd bench", __doc__, add_arguments, run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    out = absolute_out(args)
+    argv = [*(["--list"] if args.list else []), *(["--quick"] if args.quick else []),
+            *(["--only", ",".join(args.only)] if args.only else []),
+            *(["--skip", ",".join(args.skip)] if args.skip else []), *(["--out", str(out)] if out else [])]
+    code = run_child([sys.executable, "-m", "bench", *argv], root)
+    if code == 2:  # the runner's usage error (e.g. an unknown benchmark name), already printed: ours too
+        raise SystemExit(2)
+    return code
