@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
+from bench.report import PLOTS, image_lines, machine_info, pyplot, save_figure, update_section
 from warpd_core.eval.runner import run_sweep, summarize
 from warpd_core.perturb import PerturbationSpec
 from warpd_core.policies.warpd.planner import PlannerFactory
@@ -81,8 +81,7 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | " + " | ".join(f"{100 * v:.0f}%" for v in by_level.values()) + " |")
         print(name, {k: round(v, 3) for k, v in by_level.items()})
     picture = plot(results, PLOTS / "ablation.png") if args.out is None else None
-    if picture:
-        lines += ["", f"![ablation]({picture.relative_to(picture.parents[2]).as_posix()})"]
+    lines += image_lines("ablation", picture)
     written = update_section("ablation", "\n".join(lines), **({"path": args.out} if args.out else {}))
     print(f"wrote {written}")
     return 0

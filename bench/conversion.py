@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
+from bench.report import image_lines, machine_info, publish, pyplot, save_figure, verdict
 from warpd_core.runtime.synthetic import synthetic_policy
 from warpd_ros.conversions import from_float32_field, msg_to_policy, policy_to_msg, to_float32_field
 from warpd_ros.msg import PolicyWeights
@@ -96,11 +96,9 @@ def to_markdown(rows: list[dict], plot: Path | None, args: argparse.Namespace) -
         for label, pick in (("70,000 floats", lambda r: r["n"] == 70_000 and r["method"].startswith("fast")),
                             ("full policy, validated", lambda r: "validated" in r["method"])):
             row = next(r for r in rows if r["direction"] == direction and pick(r))
-            verdict = "met" if row["p95_us"] <= goal_ms * 1e3 else "MISSED"
             lines.append(f"- {direction} ≤ {goal_ms} ms, {label}: {row['median_us'] / 1e3:.4f} ms median, "
-                         f"{row['p95_us'] / 1e3:.4f} ms p95 — **{verdict}**")
-    if plot:
-        lines += ["", f"![conversion cost vs size]({plot.relative_to(plot.parents[2]).as_posix()})"]
+                         f"{row['p95_us'] / 1e3:.4f} ms p95 — **{verdict(row['p95_us'] <= goal_ms * 1e3)}**")
+    lines += image_lines("conversion cost vs size", plot)
     return "\n".join(lines)
 
 
@@ -140,10 +138,7 @@ def main(argv=None) -> int:
         print(f"{r['what']:<38} {r['direction']:<13} {r['method']:<28} {r['median_us']:>10.1f} {r['p95_us']:>9.1f}")
     if args.quick and args.out is None:
         return 0
-    picture = plot(rows, PLOTS / "conversion.png") if args.out is None else None
-    markdown = to_markdown(rows, picture, args)
-    written = update_section("conversion", markdown, **({"path": args.out} if args.out else {}))
-    print(f"wrote {written}" + (f" and {picture}" if picture else ""))
+    publish("conversion", args.out, lambda picture: to_markdown(rows, picture, args), lambda path: plot(rows, path))
     return 0
 
 

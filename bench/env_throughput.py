@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
+from bench.report import PLOTS, image_lines, machine_info, pyplot, save_figure, update_section
 from warpd_core.eval.runner import expert_policy, run_batch, run_episode, run_sweep
 from warpd_core.perturb import PerturbationSpec
 from warpd_core.tasks import make_task, task_names
@@ -110,8 +110,7 @@ def to_markdown(rows, picture, args) -> str:
              "all rows measured in this run.", "",
              "| task | how | steps/s |", "|---|---|---:|"]
     lines += [f"| {r['task']} | {r['mode']} | {r['steps_per_s']:,.0f} |" for r in rows]
-    if picture:
-        lines += ["", f"![env throughput]({picture.relative_to(picture.parents[2]).as_posix()})"]
+    lines += image_lines("env throughput", picture)
     return "\n".join(lines)
 
 

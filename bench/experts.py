@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
+from bench.report import image_lines, machine_info, publish, pyplot, save_figure, verdict
 from warpd_core.eval.runner import expert_policy, run_episode
 from warpd_core.tasks import DEFAULT_TASK, make_task, task_names
 from warpd_core.tasks.metaworld_tasks import MT10
@@ -75,11 +75,10 @@ def to_markdown(rows: list[dict], plot: Path | None, command: str) -> str:
               for r in rows]
     default = next((r for r in rows if r["task"] == DEFAULT_TASK), None)
     if default is not None:
-        verdict = "met" if default["success_pct"] >= 100 * DEFAULT_GOAL else "MISSED"
+        met = default["success_pct"] >= 100 * DEFAULT_GOAL
         lines += ["", f"- {DEFAULT_TASK} expert ≥ {100 * DEFAULT_GOAL:.0f}% over {default['episodes']} seeds: "
-                      f"{default['success_pct']:.1f}% — **{verdict}**"]
-    if plot:
-        lines += ["", f"![expert success per task]({plot.relative_to(plot.parents[2]).as_posix()})"]
+                      f"{default['success_pct']:.1f}% — **{verdict(met)}**"]
+    lines += image_lines("expert success per task", plot)
     return "\n".join(lines)
 
 
@@ -118,11 +117,9 @@ def main(argv=None) -> int:
         parser.error("--seeds, --default-seeds and --workers must be at least 1")
     rows = run(args.tasks, args.seeds, args.default_seeds, args.workers)
     print(format_table(rows))
-    picture = plot(rows, PLOTS / "expert_success.png") if args.out is None else None
     command = " ".join(["python -m bench.experts", *argv])
-    written = update_section("experts", to_markdown(rows, picture, command),
-                             **({"path": args.out} if args.out else {}))
-    print(f"wrote {written}" + (f" and {picture}" if picture else ""))
+    publish("experts", args.out, lambda picture: to_markdown(rows, picture, command), lambda path: plot(rows, path),
+            picture_name="expert_success")
     return 0
 
 

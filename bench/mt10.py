@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
-from warpd_core.errors import WarpdError
+from bench.report import PLOTS, image_lines, machine_info, pyplot, save_figure, update_section, verdict
+from warpd_core.errors import WarpdError, print_error
 from warpd_core.eval.runner import expert_policy, run_sweep, summarize
 from warpd_core.policies.warpd.checkpoint import read_metadata
 from warpd_core.policies.warpd.planner import PlannerFactory
@@ -138,11 +138,10 @@ def to_markdown(rows, meta, args, seeds, picture: Path | None) -> str:
     lines += [f"| {r['task']} | {_pct(r['WARPD'])} | {_pct(r['expert'])} | {_pct(r['DP'])} |" for r in rows]
     lines.append(f"| **mean of {len(rows)} tasks** | **{_pct(mean['WARPD'])}** | {_pct(mean['expert'])} | "
                  f"{_pct(mean['DP'])} |")
-    verdict = "met" if mean["WARPD"] >= GOAL else "MISSED"
     episodes = len(rows) * len(seeds)
     stderr = 100 * np.sqrt(mean["WARPD"] * (1 - mean["WARPD"]) / episodes)
     goal = (f"- Goal: WARPD mean ≥ {100 * GOAL:.0f}% (paper) — {_pct(mean['WARPD'])} ± {stderr:.1f} points "
-            f"(binomial standard error over {episodes} episodes) **{verdict}**")
+            f"(binomial standard error over {episodes} episodes) **{verdict(mean['WARPD'] >= GOAL)}**")
     lines += ["", goal]
     if mean["DP"] is not None:
         lines.append(f"- WARPD − DP, mean: {100 * (mean['WARPD'] - mean['DP']):+.1f} points (same seeds).")
@@ -152,8 +151,7 @@ def to_markdown(rows, meta, args, seeds, picture: Path | None) -> str:
                      f"stage 1 {t['stage1'] / 60:.1f} min, stage 2 {t['stage2'] / 60:.1f} min"
                      + (" (resumed run: this invocation only)" if extra.get("resumed") else ""))
     lines += flops_lines(args, rows[0]["task"])
-    if picture:
-        lines += ["", f"![MT10 success per task]({picture.relative_to(picture.parents[2]).as_posix()})"]
+    lines += image_lines("MT10 success per task", picture)
     return "\n".join(lines)
 
 
@@ -176,7 +174,7 @@ def main(argv=None) -> int:
         tasks = args.tasks or meta["task_names"]
         rows = evaluate(tasks, args.checkpoint, args.dp_checkpoint, seeds, args.replan_every, args.workers)
     except WarpdError as exc:
-        print(f"bench.mt10: error: {exc}" + (f"\nbench.mt10: hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        print_error("bench.mt10", exc)
         return 2
     mean = means(rows)
     print("mean: " + "  ".join(f"{m} {_pct(mean[m])}" for m in METHODS))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
+from bench.report import image_lines, machine_info, publish, pyplot, save_figure, verdict
 from warpd_core.runtime.mlp_runtime import MLPPolicy
 from warpd_core.runtime.synthetic import synthetic_policy
 
@@ -112,11 +112,9 @@ def to_markdown(rows: list[dict], plot: Path | None, args: argparse.Namespace) -
               "policy; 39-256-256-4 reported against the same bar), judged on the p99:"]
     for r in rows:
         if r["impl"] == OURS:
-            verdict = "met" if r["p99_us"] <= GOAL_US else "MISSED"
             lines.append(f"- {r['policy']}, {r['path']}: {r['median_us']:.2f} µs median, {r['p99_us']:.2f} µs p99 "
-                         f"— **{verdict}**")
-    if plot:
-        lines += ["", f"![policy forward time per observation]({plot.relative_to(plot.parents[2]).as_posix()})"]
+                         f"— **{verdict(r['p99_us'] <= GOAL_US)}**")
+    lines += image_lines("policy forward time per observation", plot)
     return "\n".join(lines)
 
 
@@ -157,10 +155,8 @@ def main(argv=None) -> int:
         print(f"{r['policy']:<13} {r['path']:<11} {r['impl']:<18} {r['median_us']:>14.2f} {r['p99_us']:>11.2f}")
     if args.quick and args.out is None:
         return 0
-    picture = plot(rows, PLOTS / "policy_forward.png") if args.out is None else None
-    markdown = to_markdown(rows, picture, args)
-    written = update_section("policy_forward", markdown, **({"path": args.out} if args.out else {}))
-    print(f"wrote {written}" + (f" and {picture}" if picture else ""))
+    publish("policy_forward", args.out, lambda picture: to_markdown(rows, picture, args),
+            lambda path: plot(rows, path))
     return 0
 
 

@@ -78,3 +78,24 @@ def save_figure(fig, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def image_lines(alt: str, picture: Path | None) -> list[str]:
+    """The Markdown lines that show `picture` (a file under docs/bench/) in BENCHMARKS.md; none
+    without one."""
+    return ["", f"![{alt}]({picture.relative_to(picture.parents[2]).as_posix()})"] if picture else []
+
+
+def publish(section: str, out: Path | None, markdown, draw, picture_name: str | None = None) -> Path:
+    """Write section `section`: into BENCHMARKS.md after `draw(path)` made its plot
+    docs/bench/<picture_name or section>.png, or into `out` (no plot). `markdown(picture)` makes
+    the text, picture None when none was drawn. Prints what it wrote."""
+    picture = draw(PLOTS / f"{picture_name or section}.png") if out is None else None
+    written = update_section(section, markdown(picture), **({"path": out} if out else {}))
+    print(f"wrote {written}" + (f" and {picture}" if picture else ""))
+    return written
+
+
+def verdict(met: bool) -> str:
+    """How a goal's outcome is written in BENCHMARKS.md (and searched for by tests)."""
+    return "met" if met else "MISSED"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
+from bench.report import PLOTS, image_lines, machine_info, pyplot, save_figure, update_section
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,7 @@ def to_markdown(rows, steps: int, picture: Path | None, load: str) -> str:
         recorded = f"{r['recorded_min']:.1f}" if r["recorded_min"] is not None else "–"
         lines.append(f"| {r['policy']} | {r['stage']} | {r['batch']} | {r['timed_steps']} | {r['ms_per_step']:.1f} | "
                      f"{r['full_steps']} | {r['projected_min']:.1f} | {recorded} |")
-    if picture:
-        lines += ["", f"![training step time]({picture.relative_to(picture.parents[2]).as_posix()})"]
+    lines += image_lines("training step time", picture)
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import PLOTS, machine_info, pyplot, save_figure, update_section
+from bench.report import PLOTS, image_lines, machine_info, pyplot, save_figure, update_section
 from warpd_core.eval.runner import run_episode, run_sweep, summarize
 from warpd_core.policies.warpd.checkpoint import load_checkpoint, read_metadata
 from warpd_core.policies.warpd.planner import Planner, PlannerFactory
@@ -160,8 +160,7 @@ def to_markdown(args, rows, demo, one_state, lat, meta, picture) -> str:
         lines.append(f"- Training time recorded by `warpd train`: stage 1 {t['stage1'] / 60:.1f} min, stage 2 "
                      f"{t['stage2'] / 60:.1f} min, total {total_s / 60:.1f} min (data collection excluded) — goal "
                      f"≤15 min **{'met' if total_s <= 900 else 'MISSED'}**")
-    if picture:
-        lines += ["", f"![WARPD success and modes]({picture.relative_to(picture.parents[2]).as_posix()})"]
+    lines += image_lines("WARPD success and modes", picture)
     return "\n".join(lines)
 
 

@@ -33,6 +33,28 @@ def run_module(module: str, *args: str, env: dict | None = None, timeout: float 
                           timeout=timeout, env=env, cwd=REPO)
 
 
+def tiny_warpd_config(data: dict, stage1: dict, stage2: dict, sample_steps: int, **top) -> dict:
+    """A WARPD training config (as YAML would give it) small enough to train in seconds."""
+    return {"seed": 0, **top, "data": data,
+            "encoder": {"latent_dim": 6, "hidden": [32]},
+            "policy": {"hidden": [16, 16]},
+            "hypernet": {"chunk_size": 64, "chunk_embedding_dim": 8, "hidden": [32]},
+            "world_model": {"hidden": [32]},
+            "stage1": stage1,
+            "diffusion": {"hidden": 32, "layers": 1, "train_timesteps": 20, "sample_steps": sample_steps},
+            "stage2": stage2}
+
+
+@pytest.fixture
+def yaml_file(tmp_path):
+    """yaml_file(text) -> the path of a fresh file holding `text` (configs and specs under test)."""
+    def write(text: str, name: str = "test.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+    return write
+
+
 @pytest.fixture
 def run_warpd():
     """Run the `warpd` CLI in a fresh process: run_warpd("doctor", "--json", env=...)."""

@@ -4,32 +4,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, tiny_warpd_config
 
 from warpd_core.data.reader import Dataset
 from warpd_core.errors import WarpdError
 from warpd_core.policies.warpd.checkpoint import load_checkpoint, read_metadata
 from warpd_core.policies.warpd.config import TrainConfig
 from warpd_core.policies.warpd.planner import Planner
-from warpd_core.training.trainer import train
-from warpd_core.training.windows import demonstrations
+from warpd_core.policies.warpd.training import train
+from warpd_core.training.datasets import demonstrations
 
 TASKS = ["metaworld/reach-v3", "metaworld/drawer-close-v3"]
 
 
 def tiny_config(data_root: Path, output: Path, tasks=TASKS) -> dict:
-    return {
-        "seed": 0, "output": str(output),
-        "data": {"path": str(data_root), "tasks": list(tasks), "episodes": 2, "seed": 0, "horizon": 4,
-                 "hold_steps": 0},
-        "encoder": {"latent_dim": 6, "hidden": [32]},
-        "policy": {"hidden": [16, 16]},
-        "hypernet": {"chunk_size": 64, "chunk_embedding_dim": 8, "hidden": [32]},
-        "world_model": {"hidden": [32]},
-        "stage1": {"steps": 4, "batch_size": 16, "log_every": 2, "checkpoint_every": 100},
-        "diffusion": {"hidden": 32, "layers": 1, "train_timesteps": 20, "sample_steps": 3},
-        "stage2": {"steps": 4, "batch_size": 16, "log_every": 2, "checkpoint_every": 100},
-    }
+    loop = {"steps": 4, "batch_size": 16, "log_every": 2, "checkpoint_every": 100}
+    return tiny_warpd_config({"path": str(data_root), "tasks": list(tasks), "episodes": 2, "seed": 0, "horizon": 4,
+                              "hold_steps": 0}, stage1=loop, stage2=dict(loop), sample_steps=3, output=str(output))
 
 
 @pytest.fixture(scope="module")

@@ -36,11 +36,9 @@ def test_shipped_yaml_is_the_level_one_default():
     ("[1, 2]", "expected a mapping at the top level"),
     ("level: [", "is not valid YAML"),
 ])
-def test_bad_yaml_gets_a_clear_error(tmp_path, text, message):
-    path = tmp_path / "p.yaml"
-    path.write_text(text)
+def test_bad_yaml_gets_a_clear_error(yaml_file, text, message):
     with pytest.raises(WarpdError) as info:
-        PerturbationSpec.from_yaml(path)
+        PerturbationSpec.from_yaml(yaml_file(text))
     assert message in str(info.value)
 
 

@@ -10,23 +10,15 @@ import time
 import pytest
 import yaml
 
-from conftest import REPO, run_module
+from conftest import REPO, run_module, tiny_warpd_config
 from warpd_core.policies.warpd.checkpoint import read_metadata
 from warpd_core.runtime.policy_file import load_policy
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "seed": 0,
-    "data": {"task": "reach_around", "episodes": 6, "seed": 0, "horizon": 4},
-    "encoder": {"latent_dim": 6, "hidden": [32]},
-    "policy": {"hidden": [16, 16]},
-    "hypernet": {"chunk_size": 64, "chunk_embedding_dim": 8, "hidden": [32]},
-    "world_model": {"hidden": [32]},
-    "stage1": {"steps": 40, "batch_size": 32, "log_every": 5, "checkpoint_every": 10},
-    "diffusion": {"hidden": 32, "layers": 1, "train_timesteps": 20, "sample_steps": 4},
-    "stage2": {"steps": 40, "batch_size": 64, "log_every": 5, "checkpoint_every": 10},
-}
+TINY = tiny_warpd_config({"task": "reach_around", "episodes": 6, "seed": 0, "horizon": 4},
+                         stage1={"steps": 40, "batch_size": 32, "log_every": 5, "checkpoint_every": 10},
+                         stage2={"steps": 40, "batch_size": 64, "log_every": 5, "checkpoint_every": 10}, sample_steps=4)
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +118,8 @@ def test_two_ddp_replicas_stay_identical(tmp_path, tiny_data):
     ("policy: {hidden: [64, -1]}", "policy: hidden must be like (64, 64)"),
     ("[1, 2]", "expected a mapping at the top level"),
 ])
-def test_bad_configs_get_clear_errors(tmp_path, text, message):
-    path = tmp_path / "bad.yaml"
-    path.write_text(text)
-    proc = warpd("train", "--config", str(path))
+def test_bad_configs_get_clear_errors(yaml_file, text, message):
+    proc = warpd("train", "--config", str(yaml_file(text)))
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from warpd_core import __version__
 from warpd_core.errors import WarpdError
+from warpd_core.tasks.base import ObsActionLayout
 
 SCHEMA_VERSION = 1
 HEADER_FILE = "dataset.json"
@@ -24,7 +25,7 @@ EPISODES_KEY = b"warpd.episodes"  # shard schema metadata: JSON list of EpisodeR
 
 
 @dataclass(frozen=True)
-class DatasetInfo:
+class DatasetInfo(ObsActionLayout):
     """What every episode of a dataset shares; stored once, in dataset.json."""
 
     tasks: tuple[str, ...]
@@ -33,14 +34,6 @@ class DatasetInfo:
     control_dt: float | None  # seconds per step; None when unknown
     created_by: str = f"warpd_core {__version__}"  # the tool that created the dataset (see made_by)
     schema_version: int = SCHEMA_VERSION
-
-    @property
-    def obs_dim(self) -> int:
-        return len(self.obs_names)
-
-    @property
-    def action_dim(self) -> int:
-        return len(self.action_names)
 
     @classmethod
     def from_task_spec(cls, spec, created_by: str) -> DatasetInfo:

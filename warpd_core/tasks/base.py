@@ -16,8 +16,24 @@ import numpy as np
 Policy = Callable[[np.ndarray], np.ndarray]
 
 
+class ObsActionLayout:
+    """obs_dim and action_dim of anything that names its observation and action features (a task's
+    spec, a dataset's header): the names are the truth, the dims follow from them."""
+
+    obs_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+
+    @property
+    def obs_dim(self) -> int:
+        return len(self.obs_names)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_names)
+
+
 @dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(ObsActionLayout):
     """Static facts about a task: names and sizes that datasets and ROS messages rely on."""
 
     name: str
@@ -31,14 +47,6 @@ class TaskSpec:
     action_low: tuple[float, ...] = ()
     action_high: tuple[float, ...] = ()
     description: str = ""
-
-    @property
-    def obs_dim(self) -> int:
-        return len(self.obs_names)
-
-    @property
-    def action_dim(self) -> int:
-        return len(self.action_names)
 
 
 @dataclass
