@@ -2,7 +2,7 @@
 
 The recorder (recorder.py) turns what it received into :class:`Samples` at its boundary — receive
 and send times as int64 ns arrays, joint positions in the controller's order, commands as float64
-arrays, status reports as plain records, policies as runnable executors — so every number the
+arrays, controller modes as :class:`Mode`, policies as runnable executors — so every number the
 verdict judges can be computed, and unit-tested, from synthetic arrays.
 """
 from __future__ import annotations
@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from warpd_core.runtime.command_pipeline import CommandPipeline, Mode
 from warpd_ros.hil_check.stats import (blind_intervals, lost, percentiles, spans_mask, spans_overlap,
                                        state_to_command, stream_stats, usable_stamps)
 
 SWAP_TOLERANCE = 1e-6  # |command - policy(state)| within this counts as "that policy's command"
 SWAP_SEARCH_S = 0.5  # look this long after a policy's stamp for its first command
 STATE_CANDIDATES = 4  # states received before a command that the controller may have used
-DRIVING = (1, 2)  # ControllerStatus.MODE_RUN / MODE_SHADOW
-HOLD = 0  # ControllerStatus.MODE_HOLD
+DRIVING = (Mode.RUN, Mode.SHADOW)
 
 
 @dataclass
@@ -43,10 +43,10 @@ class Commands(Stream):
 
 @dataclass(frozen=True)
 class Status:
-    """The fields of one ControllerStatus that hil-check judges."""
+    """The fields of one ControllerStatus that hil-check judges, with its mode as a Mode."""
 
     recv: int
-    mode: int  # ControllerStatus.mode
+    mode: Mode
     mode_reason: str
     period_error_p99: float  # s
     period_error_max: float  # s
@@ -143,7 +143,7 @@ def loop_timing(statuses: list, t0: int, t1: int) -> dict:
     out["loop_rate_hz_min"] = float(min(m.loop_rate_hz for m in window))
     out["target_rate_hz"] = float(window[-1].target_rate_hz)
     out["run_share"] = sum(m.mode in DRIVING for m in window) / len(window)
-    out["hold_reasons"] = sorted({m.mode_reason for m in window if m.mode == HOLD})
+    out["hold_reasons"] = sorted({m.mode_reason for m in window if m.mode == Mode.HOLD})
     return out
 
 
@@ -163,7 +163,7 @@ def swap_latencies(samples: Samples, t0: int, t1: int, controller: dict, blind=(
     """Stamp -> first command of the new policy, for every policy stamped within [t0, t1].
 
     A command counts as the new policy's when it equals (within SWAP_TOLERANCE, after the
-    controller's clipping) what the new policy computes for one of the last
+    controller's command pipeline) what the new policy computes for one of the last
     STATE_CANDIDATES states received before the command (or the one after: the controller may have
     seen it first), while the previous policy computes something else for every one of them.
     """
@@ -175,7 +175,9 @@ def swap_latencies(samples: Samples, t0: int, t1: int, controller: dict, blind=(
     states, commands = samples.states, samples.commands
     state_recv, cmd_recv = states.recv, commands.recv
     policies = sorted(samples.policies, key=lambda p: p.recv)
-    limit = float(controller["action_limit"])
+    # no joint limits configured here: the pipeline is the controller's clip to +-action_limit
+    pipeline = CommandPipeline.for_joints(controller["joint_names"], float(controller["action_limit"]),
+                                          dt=1.0 / float(controller.get("control_rate_hz", 1000.0)))
     obs_cache: dict[int, tuple | None] = {}
 
     def obs_of(i: int):
@@ -197,7 +199,12 @@ def swap_latencies(samples: Samples, t0: int, t1: int, controller: dict, blind=(
                 action = executor.select_action(x)
             except ValueError:
                 continue
-            outs.append(np.minimum(np.maximum(action, -limit), limit))
+            if np.shape(action) != (pipeline.n_joints,):
+                outs.append(np.asarray(action))  # not this controller's joints: the shape check skips it
+                continue
+            command = pipeline.policy_command(action, q, previous=None)
+            if command is not None:  # a non-finite action is never published
+                outs.append(command)
         return outs
 
     previous = None

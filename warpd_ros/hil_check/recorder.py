@@ -3,6 +3,7 @@ calls to other nodes, and the conversion of what was received into plain :class:
 
 The only module of hil-check that touches rclpy or ROS messages, and only inside functions (after
 `require_ros` in the command), so `warpd hil-check --help` and the analysis work without ROS.
+Modes cross the boundary here: ControllerStatus codes become :class:`Mode` in `to_samples`.
 """
 from __future__ import annotations
 
@@ -100,13 +101,14 @@ def driving(status) -> bool:
 
 def to_samples(rec: Recording, joint_names) -> Samples:
     """The recording as plain records for the analysis: messages decoded, joints read in the
-    controller's order (`joint_names`), policies as executors (None: refused)."""
+    controller's order (`joint_names`), modes as Mode, policies as executors (None: refused)."""
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray
 
     from warpd_core.runtime.mlp_runtime import MLPPolicy
     from warpd_ros.conversions import JointIndex, JointStateError, msg_to_policy, stamp_to_ns
+    from warpd_ros.modes import mode_from_status
 
     def stream(samples, msg_type):
         recv = np.array([s[0] for s in samples], dtype=np.int64)
@@ -132,7 +134,7 @@ def to_samples(rec: Recording, joint_names) -> Samples:
                                                           dtype=np.int64), [joints(m) for m in states])
     recv, sent, seq, commands = stream(rec.commands, Float64MultiArray)
     command_samples = Commands(recv, sent, seq, [np.asarray(m.data, dtype=np.float64) for m in commands])
-    statuses = [Status(t, m.mode, m.mode_reason, m.period_error_p99, m.period_error_max,
+    statuses = [Status(t, mode_from_status(m.mode), m.mode_reason, m.period_error_p99, m.period_error_max,
                        m.missed_ticks, m.loop_rate_hz, m.target_rate_hz) for t, m in rec.statuses]
     policies = [Policy(t, stamp_to_ns(m.header.stamp), executor(m)) for t, m in rec.policies]
     return Samples(state_samples, command_samples, statuses, policies, list(rec.features))
