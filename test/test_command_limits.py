@@ -1,8 +1,6 @@
 """Command limits (warpd_core/runtime/command_limits.py): no policy output, however hostile, leaves the
 envelope — as a property over random limits and adversarial commands, and through a real controller process."""
 import math
-import subprocess
-import sys
 import time
 from importlib import resources
 
@@ -15,6 +13,7 @@ from hypothesis import strategies as st
 from conftest import REPO
 from warpd_core.errors import WarpdError
 from warpd_core.runtime.command_limits import JointLimits, limit_command, limits_from_mjcf, velocity_bounds
+from warpd_core.runtime.command_pipeline import Mode
 
 JOINTS = ("shoulder", "elbow", "wrist")
 MJCF = resources.files("warpd_core").joinpath("assets/reach_around.xml")
@@ -131,79 +130,63 @@ RATE_HZ, VEL, ACCEL = 250.0, 0.8, 20.0
 LOWER, UPPER = [-1.0, -1.0, -1.0], [1.0, 1.0, 1.2]
 
 
-def hostile_policy(policy_id):
-    """A well-formed linear policy: action = 1e6 * q_shoulder on every joint (sign follows the shoulder)."""
-    from warpd_core.runtime.policy_spec import GeneratedPolicy, MLPArchitecture
-
-    w = np.zeros((3, 8), np.float32)
-    w[:, 0] = 1.0
-    return GeneratedPolicy(MLPArchitecture((8, 3)), np.concatenate([w.ravel(), np.zeros(3, np.float32)]),
-                           np.zeros(8), np.ones(8), np.zeros(3), np.full(3, 1e6), policy_id=policy_id,
-                           planner_id="hostile", task="reach_around", joint_names=JOINTS,
-                           stamp_ns=time.time_ns(), valid_for_s=0.0)
-
-
 @pytest.fixture
-def limited_controller(tmp_path, rclpy_context):
-    from test_controller_node import Harness, wait_for
+def limited_controller(tmp_path):
+    from warpd_ros.testing.processes import start_module, stop_process
+    from warpd_ros.testing.standin import NOMINAL, RobotStandIn, running
 
-    log = open(tmp_path / "controller.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "warpd_ros.nodes.controller", "--ros-args", "-p", f"control_rate_hz:={RATE_HZ}",
-         "-p", f"position_lower:={LOWER}", "-p", f"position_upper:={UPPER}", "-p", f"velocity_limit:=[{VEL}]",
-         "-p", f"acceleration_limit:=[{ACCEL}]", "-p", "stale_timeout_s:=0.5"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    harness = None
+    log_path = tmp_path / "controller.log"
+    proc = start_module("warpd_ros.nodes.controller", {
+        "control_rate_hz": RATE_HZ, "position_lower": LOWER, "position_upper": UPPER, "velocity_limit": [VEL],
+        "acceleration_limit": [ACCEL], "stale_timeout_s": 0.5}, log_path=log_path)
     try:
-        harness = Harness(rclpy_context)
-        wait_for(lambda: proc.poll() is not None or harness.status(), 15, "the first ControllerStatus")
-        assert proc.poll() is None, (tmp_path / "controller.log").read_text()
-        time.sleep(1.0)
-        yield harness
+        with running(RobotStandIn, NOMINAL, name="test_limits_stand_in") as harness:
+            harness.wait_for_controller(proc, 15)
+            assert proc.poll() is None and harness.status() is not None, log_path.read_text()
+            time.sleep(1.0)
+            yield harness
     finally:
-        if harness is not None:
-            harness.close()
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+        stop_process(proc)
 
 
 @pytest.mark.ros
 def test_a_hostile_policy_cannot_exceed_the_limits_of_a_real_controller(limited_controller):
-    h = limited_controller
-    from test_controller_node import Q
+    from warpd_ros.modes import status_mode
+    from warpd_ros.testing.policies import hostile_policy
+    from warpd_ros.testing.standin import NOMINAL, Q, diagnostic_values, feed
 
+    h = limited_controller
     dt = 1.0 / RATE_HZ
-    status = h.send(hostile_policy(1))
+    status = h.send_and_wait(hostile_policy(JOINTS, 1))  # action = 1e6 * q_shoulder on every joint
     assert status.swaps_accepted == 1, status.last_rejection_reason
-    h.fresh_status(lambda s: s.mode == 1, what="RUN")
+    h.fresh_status(lambda s: status_mode(s) == Mode.RUN, what="RUN")
     # sign flips: the shoulder alternates around 0 at every joint state (~100 Hz), the action with it (±1e6)
     flips = [{**Q, "shoulder": 0.3}, {**Q, "shoulder": -0.3}]
     for k in range(30):
-        h.override_q = flips[k % 2]
+        h.feed = feed(flips[k % 2])
         time.sleep(0.01)
     flipping = h.settled_commands(40)
     # pushing: every joint at its upper limit (the policy pushes up), then at its lower limit (pushes down)
-    h.override_q = dict(zip(("shoulder", "elbow", "wrist"), UPPER))
+    h.feed = feed(dict(zip(("shoulder", "elbow", "wrist"), UPPER)))
     at_upper = h.settled_commands(20)
-    h.override_q = dict(zip(("shoulder", "elbow", "wrist"), LOWER))
+    h.feed = feed(dict(zip(("shoulder", "elbow", "wrist"), LOWER)))
     at_lower = h.settled_commands(20)
-    h.override_q = None
+    h.feed = NOMINAL
     commands = np.array(flipping + at_upper + at_lower)
     assert np.isfinite(commands).all() and np.abs(commands).max() <= VEL + 1e-9
     assert np.abs(commands).max() > 0.5 * VEL  # it did try
     steps = np.abs(np.diff(np.array(flipping), axis=0))
     assert steps.max() <= ACCEL * dt + 1e-9  # the sign flips were smoothed to the rate limit
     assert (np.array(at_upper[-5:]) == 0).all() and (np.array(at_lower[-5:]) == 0).all()  # stopped at the stops
-    diag = {kv.key: kv.value for kv in h.fresh_diagnostic().values}
+    diag = diagnostic_values(h.fresh_diagnostic())
     assert diag["velocity_limit"] == "0.8 0.8 0.8" and diag["position_upper"] == "1 1 1.2"
     # the envelope is fixed at start: nobody on the graph can widen it through the parameter services
     for name, value in (("velocity_limit", [5.0]), ("acceleration_limit", [1e6]), ("position_upper", [5.0])):
         assert not h.set_param(name, value).successful, name
     assert h.set_param("action_limit", 10.0).successful  # the live clip may grow, but only up to the envelope
-    h.override_q = {**Q, "shoulder": 0.3}
+    h.feed = feed({**Q, "shoulder": 0.3})
     assert np.abs(np.array(h.settled_commands(20)[-5:])).max() == pytest.approx(VEL)
-    h.override_q = None
+    h.feed = NOMINAL
 
 
 def test_a_controller_with_bad_limits_refuses_to_start(run_warpd):
