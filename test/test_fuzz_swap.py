@@ -1,4 +1,4 @@
-"""Fuzzing the policy-swap path (cases from bench/fuzz_swap.py, Hypothesis, fixed seeds):
+"""Fuzzing the policy-swap path (cases from warpd_ros/testing/fuzz.py, Hypothesis, fixed seeds):
 
 - 10,000+ malformed PolicyWeights through the controller's own admission function: every one refused
   with a reason the case allows, no other exception, the running policy unchanged;
@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from bench.fuzz_swap import ALL_KINDS, KNOWN_REASONS, LAST_ID, dds_fuzz, dds_ok, fuzz
+from warpd_core.runtime.command_pipeline import Mode
+from warpd_ros.testing.fuzz import ALL_KINDS, KNOWN_REASONS, LAST_ID, dds_fuzz, dds_ok, fuzz
 
 CI_CASES = 10_000
 
@@ -44,7 +45,7 @@ def test_malformed_policies_over_dds_never_reach_the_robot(tmp_path):
     assert result["paced_refused"] >= 0.95 * sent  # paced messages are read (and refused), bar a rare stall
     assert result["burst_refused"] >= 1  # the burst was read too (keep-last 1: most of it is superseded)
     assert result["active_policy_ids"] == [LAST_ID] and result["final_active_policy_id"] == LAST_ID
-    assert result["final_mode"] == 1  # still running the signed policy
+    assert result["final_mode"] == Mode.RUN  # still running the signed policy
     assert set(result["reasons"]) <= KNOWN_REASONS, result["reasons"]  # no internal_error either
     assert len(result["reasons"]) >= 10  # signed malformed messages were refused for their content
     assert result["commands"] > 100 and result["nonfinite_commands"] == 0 and result["commands_beyond_limits"] == 0
