@@ -1,6 +1,6 @@
 """Reliability under faults: every fault scenario of the test suite, once, against real processes.
 
-Runs the scenarios of test/fault_scenarios.py (the same code test/test_faults.py asserts on: the
+Runs the fault scenarios of warpd_ros/testing/faults/ (the same code test/test_faults.py asserts on: the
 planner or sim killed and restarted, the controller restarted, joint states stopped, late, NaN or
 of the wrong joints, a burst of 100 policy swaps/s) with warpd_controller (and warpd_sim /
 warpd_planner where a scenario needs them) as real processes on loopback in a private ROS domain,
@@ -15,27 +15,23 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.report import REPO, machine_info, update_section
-from warpd_ros.ros_env import loopback_environment
+from bench.report import machine_info, update_section
+from warpd_ros.testing.processes import use_private_domain
 
 SECTION = "faults"
 
 
 def _scenarios():
-    """The shared scenario drivers (they live with the tests: test/ is their home)."""
-    test_dir = str(REPO / "test")
-    if test_dir not in sys.path:
-        sys.path.insert(0, test_dir)
-    import fault_scenarios
+    """The shared scenario drivers, imported once the environment is set (they start rclpy)."""
+    from warpd_ros.testing import faults
 
-    return fault_scenarios
+    return faults
 
 
 def run(names: list[str], log_dir: Path) -> tuple[list, dict]:
@@ -89,7 +85,7 @@ def section(reports: list, command: str, params: dict) -> str:
     lines += ["", f"{survived}/{len(reports)} faults survived; {nonfinite} non-finite commands in all."]
     lines += [f"{r.fault}: {note}." for r in reports for note in r.notes]
     retried = [r for r in reports if r.attempts > 1]
-    if retried:  # see fault_scenarios.run_scenario: a failure while the test process stalled is not judged
+    if retried:  # see warpd_ros.testing.faults.run_scenario: a failure while the test process stalled is not judged
         lines.append("Run a second time because the first attempt failed while the machine was visibly loaded "
                      "(the test process stalled >= 50 ms, or the controller missed > 5 ticks in a second): "
                      + ", ".join(r.fault for r in retried) + ".")
@@ -108,10 +104,7 @@ def main(argv=None) -> int:
                         help="ROS_DOMAIN_ID (default: a private one derived from the process id)")
     parser.add_argument("--out", type=Path, help="write the section to this file instead of BENCHMARKS.md")
     args = parser.parse_args(argv)
-    env = loopback_environment(args.domain_id if args.domain_id is not None
-                               else int(os.environ.get("ROS_DOMAIN_ID", "0")) or 10 + os.getpid() % 90)
-    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
-    os.environ.pop("ROS_STATIC_PEERS", None)
+    use_private_domain(args.domain_id)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the node processes are stopped
     fs = _scenarios()
     names = args.only or list(fs.SCENARIOS)

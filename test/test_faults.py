@@ -1,7 +1,7 @@
 """Fault injection with real processes (issue 7): the controller's mode and the commands it publishes
 under each fault, with warpd_controller / warpd_sim / warpd_planner running as real processes over
 loopback in a private domain, and a RobotStandIn (a real rclpy node in this process) as robot and
-planner. The scenarios live in fault_scenarios.py, which bench/faults.py runs for BENCHMARKS.md;
+planner. The scenarios live in warpd_ros/testing/faults/, which bench/faults.py runs for BENCHMARKS.md;
 each returns named checks, and a test passes when all of them hold.
 
 One controller process serves the whole file (the restart scenario replaces it); every scenario
@@ -10,7 +10,7 @@ scenario that fails while this (Python) process stalled is run once more (see ru
 """
 import pytest
 
-from fault_scenarios import SCENARIOS, FaultGraph, run_scenario
+from warpd_ros.testing.faults import SCENARIOS, FaultGraph, run_scenario
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
