@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -34,13 +34,12 @@ import numpy as np
 
 from bench.report import PLOTS, REPO, machine_info, pyplot, save_figure, update_section
 from warpd_core.runtime.mlp_runtime import MLPPolicy
-from warpd_core.runtime.policy_spec import MLPArchitecture
-from warpd_core.runtime.synthetic import synthetic_policy
-from warpd_ros.ros_env import loopback_environment
+from warpd_ros.testing.policies import PIPELINE_PARAMETERS, expected_command, pipeline_from_parameters, \
+    planner_like_policy
+from warpd_ros.testing.processes import cpu_seconds, start_module, stop_process, use_private_domain
+from warpd_ros.testing.standin import JOINTS, RobotStandIn, diagnostic_values, feed, observation, running
 
-JOINTS = ("shoulder", "elbow", "wrist")
-Q, QD, TASK = (0.4, -0.7, 1.1), (0.05, -0.3, 0.2), (0.35, -0.12)
-OBS = np.array(Q + QD + TASK)
+OBS = observation(JOINTS)
 GOALS = {"p99_us": 250.0, "missed_with_swaps": 0, "swap_latency_p99_ms": 5.0}
 PHASES = ("no swaps", "swaps")  # each run once per controller configuration (default, SCHED_FIFO)
 
@@ -53,10 +52,7 @@ def _layers(text: str) -> tuple[int, ...]:
 
 
 def make_policy(policy_id: int, layers, valid_for: float):
-    policy = synthetic_policy(layers, policy_id, task="reach_around", valid_for_s=valid_for)
-    policy.architecture = MLPArchitecture(tuple(layers), "elu")  # what the WARPD planner generates
-    policy.planner_id, policy.joint_names = "bench_planner", JOINTS
-    return policy
+    return planner_like_policy(JOINTS, policy_id, layers=tuple(layers), planner="bench_planner", valid_for_s=valid_for)
 
 
 def forward_time_us(layers, calls: int) -> dict:
@@ -93,10 +89,10 @@ def reference_child(seconds: float) -> int:
         from rclpy.experimental import EventsExecutor
         executor = EventsExecutor()
     executor.add_node(node)
-    cpu0, t0 = _cpu_seconds(os.getpid()), time.monotonic()
+    cpu0, t0 = cpu_seconds(os.getpid()), time.monotonic()
     while time.monotonic() < t0 + seconds + 1.0:
         executor.spin_once(timeout_sec=0.1)
-    cpu = (_cpu_seconds(os.getpid()) - cpu0) / (time.monotonic() - t0)
+    cpu = (cpu_seconds(os.getpid()) - cpu0) / (time.monotonic() - t0)
     windows = windows[1:]  # the first window covers start-up
     print(json.dumps(_phase_stats(windows, loop.missed_ticks, cpu, time.monotonic() - t0)))
     return 0
@@ -121,110 +117,8 @@ def _phase_stats(windows: list[dict], missed: int, cpu: float, seconds: float) -
     }
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-
-
-class Driver:
-    """Robot + planner stand-in: joint states out, policies out, commands and status in."""
-
-    def __init__(self):
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.context import Context
-        from sensor_msgs.msg import JointState
-        from std_msgs.msg import Float64MultiArray
-
-        from warpd_ros import topics
-        from warpd_ros.conversions import float64_array_msg
-        from warpd_ros.msg import ControllerStatus, PolicyWeights
-        from warpd_ros.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, policy_swap_qos
-
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("bench_controller_driver", context=self.context)
-        try:
-            from rclpy.experimental import EventsExecutor
-            self.executor = EventsExecutor(context=self.context)
-        except Exception:  # noqa: BLE001
-            self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.lock = threading.Lock()
-        self.statuses: list[tuple[float, object]] = []
-        self.diagnostics: list[tuple[float, dict]] = []  # the controller's key-values
-        self.expected: dict[int, np.ndarray] = {}  # policy_id -> its command
-        self.published: dict[int, float] = {}  # policy_id -> perf_counter at publish
-        self.first_command: dict[int, float] = {}  # policy_id -> perf_counter of its first command
-        self._joint_pub = self.node.create_publisher(JointState, topics.JOINT_STATES, SENSOR_QOS)
-        self._task_pub = self.node.create_publisher(Float64MultiArray, topics.TASK_FEATURES, TASK_FEATURES_QOS)
-        self._task_pub.publish(float64_array_msg(TASK))
-        self.policy_pub = self.node.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, policy_swap_qos())
-        self.node.create_subscription(Float64MultiArray, topics.JOINT_COMMANDS, self._on_command, COMMAND_QOS)
-        self.node.create_subscription(ControllerStatus, topics.CONTROLLER_STATUS, self._on_status, STATUS_QOS)
-        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, STATUS_QOS)
-        self.node.create_timer(0.01, self._publish_joint_state)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.context.try_shutdown()
-
-    def _publish_joint_state(self):
-        from warpd_ros.conversions import joint_state_msg
-
-        self._joint_pub.publish(joint_state_msg(JOINTS, Q, QD, time.time_ns()))
-
-    def _on_command(self, msg):
-        now = time.perf_counter()
-        pending = self.pending
-        if pending is None:
-            return
-        policy_id, expected = pending
-        if np.allclose(msg.data, expected, rtol=0, atol=1e-9):
-            self.first_command.setdefault(policy_id, now)
-            self.pending = None
-
-    pending: tuple[int, np.ndarray] | None = None
-
-    def _on_status(self, msg):
-        with self.lock:
-            self.statuses.append((time.monotonic(), msg))
-
-    def _on_diagnostics(self, msg):
-        for status in msg.status:
-            if status.name == "warpd_controller":
-                with self.lock:
-                    self.diagnostics.append((time.monotonic(), {kv.key: kv.value for kv in status.values}))
-
-    def send(self, policy, expected: np.ndarray):
-        from warpd_ros.conversions import policy_to_msg
-
-        policy.stamp_ns = time.time_ns()
-        msg = policy_to_msg(policy)
-        self.pending = (policy.policy_id, expected)
-        self.published[policy.policy_id] = time.perf_counter()
-        self.policy_pub.publish(msg)
-
-    def latest_status(self):
-        with self.lock:
-            return self.statuses[-1][1] if self.statuses else None
-
-
 def run(args) -> dict:
-    env = loopback_environment(args.domain_id)
-    env.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
-    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
-    os.environ.pop("ROS_STATIC_PEERS", None)
+    env = use_private_domain(args.domain_id)
     if args.executor:
         env["WARPD_EXECUTOR"] = args.executor
     reference = None
@@ -237,55 +131,48 @@ def run(args) -> dict:
             raise RuntimeError(f"reference timer failed: {ref.stderr}")
         reference = json.loads(ref.stdout.strip().splitlines()[-1])
     load = os.getloadavg()
-    driver = Driver()
-    try:
+    # the robot + planner stand-in: joint states at 100 Hz, task features latched; notes swap latencies
+    with running(RobotStandIn, feed(order=JOINTS), name="bench_controller_driver") as driver:
         phases = {} if reference is None else {"bare rclpy timer (reference)": reference}
         next_id = [1]
         for suffix, params in variants(args):
             phases.update(run_controller(args, env, driver, params, suffix, next_id))
         return {"phases": phases, "forward_us": forward_time_us(args.layers, 20_000 if not args.quick else 3_000),
                 "load": {"start": load, "end": os.getloadavg()}}
-    finally:
-        driver.close()
 
 
-def variants(args) -> list[tuple[str, list[str]]]:
+def variants(args) -> list[tuple[str, dict]]:
     """(phase-name suffix, extra controller parameters): default scheduling, then the real-time mode."""
-    out = [("", [])]
+    out = [("", {})]
     if args.realtime_priority:
         out.append((f", SCHED_FIFO {args.realtime_priority}",
-                    ["-p", f"realtime_priority:={args.realtime_priority}", "-p", "lock_memory:=true"]))
+                    {"realtime_priority": args.realtime_priority, "lock_memory": True}))
     return out
 
 
-def run_controller(args, env, driver, params: list[str], suffix: str, next_id: list[int]) -> dict:
+def run_controller(args, env, driver: RobotStandIn, params: dict, suffix: str, next_id: list[int]) -> dict:
     """Start one controller process with `params`, measure both phases, stop it."""
-    proc = subprocess.Popen([sys.executable, "-m", "warpd_ros.nodes.controller", "--ros-args",
-                             "-p", "control_rate_hz:=1000.0", "-p", "status_rate_hz:=1.0", *params],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = start_module("warpd_ros.nodes.controller", {"control_rate_hz": 1000.0, "status_rate_hz": 1.0, **params},
+                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        with driver.lock:
-            driver.statuses.clear()
-            driver.diagnostics.clear()
-        deadline = time.monotonic() + 20
-        while driver.latest_status() is None:
+        driver.clear()
+        if driver.wait_for_controller(proc, 20) is None:
             if proc.poll() is not None:
                 raise RuntimeError(f"controller exited: {proc.stderr.read()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("no ControllerStatus within 20 s")
-            time.sleep(0.05)
+            raise RuntimeError("no ControllerStatus within 20 s")
+        # the controller's own clip and limits: what each policy's command must be
+        pipeline = pipeline_from_parameters(driver.controller_parameters(PIPELINE_PARAMETERS))
 
         def swap():
             policy = make_policy(next_id[0], args.layers, 1.0)
-            expected = np.clip(MLPPolicy(policy).select_action(OBS), -1.5, 1.5)
-            driver.send(policy, expected)
+            driver.send_policy(policy, expect=expected_command(policy, OBS, pipeline))
             next_id[0] += 1
 
         swap()  # the policy of the no-swaps phase
         time.sleep(args.warmup)
         phases = {}
         for name in PHASES:
-            missed0, cpu0 = driver.latest_status().missed_ticks, _cpu_seconds(proc.pid)
+            missed0, cpu0 = driver.status().missed_ticks, cpu_seconds(proc.pid)
             t0 = time.monotonic()
             next_swap = t0
             swaps = []
@@ -297,16 +184,16 @@ def run_controller(args, env, driver, params: list[str], suffix: str, next_id: l
                 time.sleep(min(0.01, max(0.0, next_swap - time.monotonic())) if name == "swaps" else 0.05)
             time.sleep(1.05)  # let the window that covers the phase's last second be published
             t1 = time.monotonic()
-            cpu = (_cpu_seconds(proc.pid) - cpu0) / (t1 - t0)
+            cpu = (cpu_seconds(proc.pid) - cpu0) / (t1 - t0)
             with driver.lock:
                 windows = [s for ts, s in driver.statuses if t0 + 1.0 < ts <= t1]
-                diags = [d for ts, d in driver.diagnostics if t0 < ts <= t1]
+                diags = [diagnostic_values(d) for ts, d in driver.diagnostics if t0 < ts <= t1]
             processing = [float(d.get("swap_processing_max_us", 0)) for d in diags]
             delay = [float(d.get("swap_receive_delay_max_ms", 0)) for d in diags]
             realtime = diags[-1].get("realtime", "?") if diags else "?"
             if suffix and not realtime.startswith("SCHED_FIFO"):
                 raise RuntimeError(f"the controller did not get real-time scheduling: {realtime}")
-            last = windows[-1] if windows else driver.latest_status()
+            last = windows[-1] if windows else driver.status()
             latencies = [(driver.first_command[i] - driver.published[i]) * 1e3 for i in swaps
                          if i in driver.first_command]
             stats = [{"period_error_p50": w.period_error_p50, "period_error_p99": w.period_error_p99,
@@ -321,12 +208,7 @@ def run_controller(args, env, driver, params: list[str], suffix: str, next_id: l
             phases[name + suffix] = phase
         return phases
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGTERM, timeout=5)
 
 
 def goals(result) -> list[tuple[str, str, bool]]:

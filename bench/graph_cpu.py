@@ -9,18 +9,12 @@ and reports the share of one core per node.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from bench.report import machine_info, update_section
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds (from /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from warpd_ros.testing.processes import cpu_seconds
 
 
 def measure(warmup: float, window: float) -> dict[str, float]:
