@@ -16,6 +16,7 @@ from conftest import REPO
 from warpd_core.errors import WarpdError
 from warpd_ros.bringup import plan
 from warpd_ros.graph import GRAPH_KEY, NODES, load_graph
+from warpd_ros.testing.processes import stop_process
 
 # ----------------------------------------------------------------------------- (a) graph and configs
 
@@ -170,9 +171,7 @@ class BringupRun:
                 os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_process(self.proc, signal.SIGKILL, group=True)
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 state rate, the joint model, latency, drops, bad commands, task features, live parameters."""
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from warpd_ros.testing.processes import start_module, stop_process
+from warpd_ros.testing.standin import TestNode
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -25,38 +25,27 @@ def emulator():
                   "/forward_velocity_controller/commands": f"/test/{name}/commands",
                   "/warpd/task_features": f"/test/{name}/task_features"}
         remaps = [a for src, dst in topics.items() for a in ("-r", f"{src}:={dst}")]
-        proc = subprocess.Popen([sys.executable, "-m", "warpd_ros.nodes.driver_emulator", "--ros-args",
-                                 "-r", f"__node:=emu_{name}", *remaps, *ros_args],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        proc = start_module("warpd_ros.nodes.driver_emulator", None, "-r", f"__node:=emu_{name}", *remaps, *ros_args,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         procs.append(proc)
         return proc, topics
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, timeout=5)
 
 
-class Probe:
+class Probe(TestNode):
     """A real rclpy node in the test process: records joint states, sends commands, sets parameters."""
 
     def __init__(self, context, topics, emulator_name):
-        import rclpy
-        from rclpy.parameter_client import AsyncParameterClient
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Float64MultiArray
 
         from warpd_ros.qos import COMMAND_QOS, SENSOR_QOS, TASK_FEATURES_QOS
 
-        self.rclpy = rclpy
-        self.node = rclpy.create_node("test_emulator_probe", context=context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
+        super().__init__(context, "test_emulator_probe")
+        self.emulator_name = emulator_name
         self.states = []  # (receive ns, stamp ns, q, qd, names)
         self.features = []
         self.node.create_subscription(JointState, topics["/joint_states"], self._on_state, SENSOR_QOS)
@@ -64,7 +53,6 @@ class Probe:
                                       lambda m: self.features.append(list(m.data)), TASK_FEATURES_QOS)
         self.commands = self.node.create_publisher(Float64MultiArray, topics["/forward_velocity_controller/commands"],
                                                    COMMAND_QOS)
-        self.params = AsyncParameterClient(self.node, emulator_name)
 
     def _on_state(self, msg):
         from warpd_ros.conversions import stamp_to_ns
@@ -95,17 +83,8 @@ class Probe:
         self.commands.publish(Float64MultiArray(data=[float(v) for v in values]))
 
     def set(self, **values):
-        from rclpy.parameter import Parameter
-
-        assert self.params.wait_for_services(timeout_sec=10.0)
-        future = self.params.set_parameters([Parameter(k, value=v) for k, v in values.items()])
-        self.executor.spin_until_future_complete(future, timeout_sec=10.0)
-        results = future.result().results
+        results = [self.set_parameter(self.emulator_name, k, v) for k, v in values.items()]
         assert all(r.successful for r in results), [r.reason for r in results]
-
-    def close(self):
-        self.executor.shutdown()
-        self.node.destroy_node()
 
 
 @pytest.fixture

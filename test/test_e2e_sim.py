@@ -1,8 +1,6 @@
 """The whole sim graph with real processes over loopback: sim + controller + planner (the shipped
 checkpoint) close the loop; a third process's policy runs and a bad one is rejected. (Faults — a
 killed planner, a restarted sim or controller, bad joint states — are in test_faults.py.)"""
-import os
-import signal
 import subprocess
 import time
 
@@ -10,27 +8,14 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from ros_test_node import TestNode
 from warpd_core.runtime.synthetic import synthetic_policy
+from warpd_ros.testing.policies import policy_for
+from warpd_ros.testing.processes import start_node, stop_process
+from warpd_ros.testing.standin import TestNode, running
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 CHECKPOINT = REPO / "checkpoints" / "reach_around" / "checkpoint.safetensors"
-
-
-def _spawn(child):
-    return subprocess.Popen(child.argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-
-
-def _stop(proc, sig=signal.SIGINT):
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +24,11 @@ def graph():
 
     assert CHECKPOINT.exists(), "the shipped checkpoint is part of the repository"
     children = {c.name: c for c in plan("sim")}
-    procs = {name: _spawn(child) for name, child in children.items()}
+    procs = {name: start_node(child.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for name, child in children.items()}
     yield children, procs
     for proc in procs.values():
-        _stop(proc)
+        stop_process(proc, group=True)
 
 
 class Listener(TestNode):
@@ -68,15 +54,8 @@ class Listener(TestNode):
 
 @pytest.fixture(scope="module")
 def listener(graph):
-    import rclpy
-    from rclpy.context import Context
-
-    context = Context()
-    rclpy.init(context=context)
-    listener = Listener(context)
-    yield listener
-    listener.close()
-    context.try_shutdown()
+    with running(Listener) as listener:
+        yield listener
 
 
 def _finished(events):
@@ -104,9 +83,7 @@ def test_a_third_process_policy_runs_and_a_bad_one_is_rejected(graph, listener):
 
     assert listener.set_param("warpd_planner", "replan_period_s", 30.0)  # keep the planner out of the way
     time.sleep(0.5)
-    third = synthetic_policy((8, 32, 32, 3), policy_id=7, task="reach_around", valid_for_s=20.0)
-    third.planner_id = "third_party"
-    third.stamp_ns = time.time_ns()
+    third = policy_for((), 7, layers=(8, 32, 32, 3), planner="third_party", valid_for_s=20.0)
     listener.swap.publish(policy_to_msg(third))
     assert listener.spin_until(lambda: listener.status().active_policy_id == 7, 5)
     accepted, rejected = listener.status().swaps_accepted, listener.status().swaps_rejected

@@ -3,7 +3,6 @@ robot: it publishes joint states and task features and receives the planner's Po
 
 Uses the shipped checkpoint when it is there, otherwise a tiny one trained here in seconds.
 """
-import os
 import signal
 import subprocess
 import sys
@@ -14,13 +13,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_module
-from ros_test_node import TestNode, stop_process as stop
+from warpd_ros.testing.processes import start_module, stop_process
+from warpd_ros.testing.standin import TestNode, running
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 JOINTS = ["shoulder", "elbow", "wrist"]
 SHIPPED = REPO / "checkpoints" / "reach_around" / "checkpoint.safetensors"
-ENV = dict(os.environ, RCUTILS_LOGGING_BUFFERED_STREAM="0", PYTHONUNBUFFERED="1")
 PERIOD_S, VALID_FOR_S = 0.2, 2.5
 
 
@@ -44,15 +43,12 @@ def checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def planner(checkpoint, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("planner") / "planner.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "warpd_ros.nodes.planner", "--ros-args", "-p", f"checkpoint:={checkpoint}",
-             "-p", f"replan_period_s:={PERIOD_S}", "-p", f"valid_for_s:={VALID_FOR_S}"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=ENV)
+    proc = start_module("warpd_ros.nodes.planner", {"checkpoint": checkpoint, "replan_period_s": PERIOD_S,
+                                                    "valid_for_s": VALID_FOR_S}, log_path=log_path, unbuffered=True)
     try:
         yield proc, log_path
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 class Robot(TestNode):
@@ -104,19 +100,10 @@ class Robot(TestNode):
 
 @pytest.fixture(scope="module")
 def robot(planner):
-    import rclpy
-    from rclpy.context import Context
-
-    context = Context()
-    rclpy.init(context=context)
-    robot = Robot(context)
-    try:
+    with running(Robot) as robot:
         assert robot.spin_until(lambda: robot.diagnostics, 60), \
             "the planner never published diagnostics:\n" + planner[1].read_text()
         yield robot
-    finally:
-        robot.close()
-        context.try_shutdown()
 
 
 def median_interval(times):
@@ -195,7 +182,7 @@ def test_set_task_refuses_tasks_the_checkpoint_does_not_know(robot):
 def test_planner_stops_cleanly_on_sigint(planner):
     proc, log = planner
     assert proc.poll() is None
-    assert stop(proc, signal.SIGINT) == 0
+    assert stop_process(proc, signal.SIGINT) == 0
     assert "Traceback" not in log.read_text()
 
 

@@ -10,8 +10,9 @@ import sys
 import pytest
 
 from conftest import REPO
-from ros_test_node import TestNode, stop_process
 from warpd_ros.realtime import apply_realtime
+from warpd_ros.testing.processes import start_module, stop_process
+from warpd_ros.testing.standin import TestNode
 
 SCHED_FIFO = 1
 
@@ -65,9 +66,9 @@ def test_controller_process_runs_sched_fifo_and_says_so(rclpy_context):
     from warpd_ros import topics
     from warpd_ros.qos import STATUS_QOS
 
-    proc = subprocess.Popen([sys.executable, "-m", "warpd_ros.nodes.controller", "--ros-args",
-                             "-p", "control_rate_hz:=200.0", "-p", "realtime_priority:=7", "-p", "lock_memory:=true"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = start_module("warpd_ros.nodes.controller", {"control_rate_hz": 200.0, "realtime_priority": 7,
+                                                       "lock_memory": True},
+                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     test = TestNode(rclpy_context, "test_realtime_observer")
     seen = []
     test.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS,

@@ -3,7 +3,6 @@
 The reach_around scripted expert closes the loop from here: it reads the sim's joint states and
 task features, commands joint velocities, and the sim reports SUCCESS and then a RESET.
 """
-import os
 import signal
 import subprocess
 import sys
@@ -13,25 +12,16 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from ros_test_node import TestNode, stop_process as stop
+from warpd_ros.testing.processes import start_module, stop_process
+from warpd_ros.testing.standin import TestNode, running
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 JOINTS = ["shoulder", "elbow", "wrist"]
-ENV = dict(os.environ, RCUTILS_LOGGING_BUFFERED_STREAM="0", PYTHONUNBUFFERED="1")
 
 
-def start_sim(log_path, *params):
-    args = [sys.executable, "-m", "warpd_ros.nodes.sim", "--ros-args"]
-    for p in params:
-        args += ["-p", p]
-    log = open(log_path, "w")
-    try:
-        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=ENV)
-    finally:
-        log.close()  # the child holds its own descriptor
-
-
+def start_sim(log_path, **params):
+    return start_module("warpd_ros.nodes.sim", params, log_path=log_path, unbuffered=True)
 
 
 class Probe(TestNode):
@@ -78,32 +68,22 @@ class Probe(TestNode):
         return np.array([self.index.read(m)[0] for t, m in self.states if t >= t0])
 
 
-
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     log = tmp_path_factory.mktemp("sim") / "sim.log"
-    proc = start_sim(log, "seed:=0", "reset_delay_s:=0.5")
+    proc = start_sim(log, seed=0, reset_delay_s=0.5)
     try:
         yield proc, log
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
 def probe(sim):
-    import rclpy
-    from rclpy.context import Context
-
-    context = Context()
-    rclpy.init(context=context)
-    probe = Probe(context)
-    try:
+    with running(Probe) as probe:
         assert probe.spin_until(lambda: probe.states and probe.features is not None, 30), \
             "no joint states / task features from the sim:\n" + sim[1].read_text()
         yield probe
-    finally:
-        probe.close()
-        context.try_shutdown()
 
 
 def test_joint_states_arrive_at_50_hz_with_the_task_joint_names(probe):
@@ -204,7 +184,7 @@ def test_perturbation_level_is_set_from_another_process_within_its_range(probe):
 
 def test_max_episodes_stops_the_sim_and_sigterm_ends_it_cleanly(tmp_path):
     log = tmp_path / "sim.log"
-    proc = start_sim(log, "real_time_factor:=20.0", "max_episodes:=1", "reset_delay_s:=0.0")
+    proc = start_sim(log, real_time_factor=20.0, max_episodes=1, reset_delay_s=0.0)
     try:
         deadline = time.monotonic() + 30
         while "max_episodes=1 reached" not in log.read_text() and time.monotonic() < deadline:
@@ -213,7 +193,7 @@ def test_max_episodes_stops_the_sim_and_sigterm_ends_it_cleanly(tmp_path):
         assert "episode 0 (seed 0): TIMEOUT" in text and "max_episodes=1 reached" in text, text
         assert proc.poll() is None  # stopped stepping, still serving parameters and services
     finally:
-        code = stop(proc, signal.SIGTERM)
+        code = stop_process(proc, signal.SIGTERM)
     assert code == 0 and "Traceback" not in log.read_text()
 
 
