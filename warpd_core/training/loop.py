@@ -7,6 +7,7 @@ optimiser and the loss of one step.
 """
 from __future__ import annotations
 
+import enum
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +21,16 @@ from warpd_core.training.datasets import ensure_datasets
 from warpd_core.training.distributed import DistContext, setup, teardown
 from warpd_core.training.train_state import load_train_state, save_train_state
 
-DONE = 3  # "stage" recorded once a run has finished all its stages
+class Stage(enum.IntEnum):
+    """Where a training run is; train_state stores it as an int, so states saved before this load."""
+
+    STAGE1 = 1  # WARPD: encoder + hypernetwork + world model (L_BC + L_RO + L_TF + L_KL); DP: its one stage
+    STAGE2 = 2  # WARPD: the latent diffusion model
+    DONE = 3  # every stage finished
 
 
-def batch_index(config, stage: int, step: int, rank: int, n: int, size: int) -> torch.Tensor:
+
+def batch_index(config, stage: Stage, step: int, rank: int, n: int, size: int) -> torch.Tensor:
     """Batch indices that depend only on (seed, stage, step, rank): resuming replays the same batches."""
     gen = torch.Generator().manual_seed(((config.seed * 7 + stage) * 1_000_003 + step) * 101 + rank)
     return torch.randint(0, n, (size,), generator=gen)
@@ -39,7 +46,7 @@ def train_loop(stage, cfg, start, step_fn, optimizer, params, ctx, out, progress
     """
     from tqdm import tqdm
 
-    name, steps = name or f"stage{stage}", cfg.steps
+    name, steps = name or f"stage{int(stage)}", cfg.steps
     curve = CurveLog(out / f"losses_{name}.csv", [*log_columns, "seconds"], resume_from_step=start) \
         if ctx.is_main else None
     began = time.perf_counter()
@@ -81,14 +88,14 @@ class RunStart(NamedTuple):
     model: torch.nn.Module
     data: object  # what `build` returned beside the model (windows, chunk samples)
     state_path: Path
-    stage: int
+    stage: Stage
     start: int  # step to continue from within `stage`
     optimizer: torch.optim.Optimizer | None  # restored when resumed, else None
     from_state: bool  # a training state was found and loaded
 
 
 def start_run(config, ctx: DistContext, out: Path, build: Callable, make_optimizer: Callable, resume: bool,
-              first_stage: int) -> RunStart:
+              first_stage: Stage) -> RunStart:
     """Build the model on the configured datasets (identical init on every replica, per-replica noise
     after), save the resolved config, and pick up the training state when `resume` finds one."""
     torch.manual_seed(config.seed)
@@ -99,6 +106,7 @@ def start_run(config, ctx: DistContext, out: Path, build: Callable, make_optimiz
         (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     state_path = out / "train_state.safetensors"
     if resume and state_path.exists():
-        stage, start, optimizer = load_train_state(state_path, model, lambda s: make_optimizer(model, config, s))
-        return RunStart(model, data, state_path, stage, start, optimizer, True)
-    return RunStart(model, data, state_path, first_stage, 0, None, False)
+        stage, start, optimizer = load_train_state(state_path, model,
+                                                   lambda s: make_optimizer(model, config, Stage(s)))
+        return RunStart(model, data, state_path, Stage(stage), start, optimizer, True)
+    return RunStart(model, data, state_path, Stage(first_stage), 0, None, False)

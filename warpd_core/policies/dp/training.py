@@ -21,9 +21,9 @@ from warpd_core.policies.dp.modeling import DPModel, training_scheduler
 from warpd_core.training.curves import plot_curves
 from warpd_core.training.train_state import save_train_state
 from warpd_core.training.datasets import demonstrations
-from warpd_core.training.loop import DONE, batch_index, start_run, train_loop, training_run
+from warpd_core.training.loop import Stage, batch_index, start_run, train_loop, training_run
 
-TRAINING = 1  # the train-state "stage" while DP is training (DONE once finished)
+TRAINING = Stage.STAGE1  # DP has one stage (the train state records Stage.DONE once finished)
 
 
 @dataclass
@@ -118,9 +118,9 @@ def train(config: DPConfig, device: str = "cpu", resume: bool = True, progress: 
             seconds = time.perf_counter() - began
         checkpoint = out / "checkpoint.safetensors"
         if ctx.is_main:
-            save_train_state(state_path, model, optimizer, DONE, 0)
+            save_train_state(state_path, model, optimizer, Stage.DONE, 0)
             save_checkpoint(model.cpu().eval(), checkpoint,
-                            extra={"samples": len(samples), "train_seconds": seconds, "resumed": start > 0 or stage == DONE,
+                            extra={"samples": len(samples), "train_seconds": seconds, "resumed": start > 0 or stage == Stage.DONE,
                                    "world_size": ctx.world_size})
             plot_curves({"Diffusion Policy": out / "losses_dp.csv"}, out / "losses.png")
         ctx.barrier()

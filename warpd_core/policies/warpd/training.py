@@ -22,7 +22,7 @@ from warpd_core.policies.warpd.stage1 import LOSS_NAMES
 from warpd_core.policies.warpd.windows import Windows, make_windows
 from warpd_core.training.curves import plot_curves
 from warpd_core.training.datasets import demonstrations
-from warpd_core.training.loop import DONE, batch_index, start_run, train_loop, training_run
+from warpd_core.training.loop import Stage, batch_index, start_run, train_loop, training_run
 from warpd_core.training.train_state import save_train_state
 
 
@@ -31,11 +31,11 @@ def train_stage1(model: WarpdModel, windows: Windows, optimizer, start, ctx, con
     cfg = config.stage1
 
     def step_fn(step):
-        index = batch_index(config, 1, step, ctx.rank, len(windows), cfg.batch_size)
+        index = batch_index(config, Stage.STAGE1, step, ctx.rank, len(windows), cfg.batch_size)
         return stage1(*(t.to(ctx.device) for t in windows.batch(index)))
 
     model.stage1.train()
-    train_loop(1, cfg, start, step_fn, optimizer, list(model.stage1.parameters()), ctx, out, progress,
+    train_loop(Stage.STAGE1, cfg, start, step_fn, optimizer, list(model.stage1.parameters()), ctx, out, progress,
                ["total", *LOSS_NAMES], model)
 
 
@@ -58,18 +58,18 @@ def train_stage2(model: WarpdModel, windows: Windows, optimizer, start, ctx, con
     denoiser, scheduler, cfg = ctx.wrap(model.denoiser), training_scheduler(config.diffusion), config.stage2
 
     def step_fn(step):
-        index = batch_index(config, 2, step, ctx.rank, len(windows), cfg.batch_size).to(ctx.device)
+        index = batch_index(config, Stage.STAGE2, step, ctx.rank, len(windows), cfg.batch_size).to(ctx.device)
         loss = diffusion_loss(denoiser, scheduler, z_unit[index], states0[index], task_ids[index],
                               config.diffusion.cond_dropout)
         return {"total": loss}
 
     model.denoiser.train()
-    train_loop(2, cfg, start, step_fn, optimizer, list(model.denoiser.parameters()), ctx, out, progress,
+    train_loop(Stage.STAGE2, cfg, start, step_fn, optimizer, list(model.denoiser.parameters()), ctx, out, progress,
                ["total"], model)
 
 
-def make_optimizer(model: WarpdModel, config: TrainConfig, stage: int) -> torch.optim.Optimizer:
-    if stage == 1:
+def make_optimizer(model: WarpdModel, config: TrainConfig, stage: Stage) -> torch.optim.Optimizer:
+    if stage == Stage.STAGE1:
         return torch.optim.AdamW(model.stage1.parameters(), lr=config.stage1.lr, weight_decay=config.stage1.weight_decay)
     return torch.optim.AdamW(model.denoiser.parameters(), lr=config.stage2.lr, weight_decay=0.0)
 
@@ -89,23 +89,25 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = True, progres
     """Run (or resume) both stages; returns the checkpoint path."""
     with training_run(config, device) as (ctx, out):
         model, windows, state_path, stage, start, optimizer, from_state = start_run(
-            config, ctx, out, build_model, make_optimizer, resume, first_stage=1)
+            config, ctx, out, build_model, make_optimizer, resume, first_stage=Stage.STAGE1)
         if from_state and ctx.is_main:
-            print(f"[train] resuming at stage {stage}, step {start} from {state_path}")
+            print(f"[train] resuming at stage {int(stage)}, step {start} from {state_path}")
         seconds = {"stage1": 0.0, "stage2": 0.0}
-        resumed = start > 0 or stage > 1
-        if stage == 1:
+        resumed = start > 0 or stage > Stage.STAGE1
+        if stage == Stage.STAGE1:
             began = time.perf_counter()
-            train_stage1(model, windows, optimizer or make_optimizer(model, config, 1), start, ctx, config, out, progress)
+            train_stage1(model, windows, optimizer or make_optimizer(model, config, Stage.STAGE1), start, ctx, config,
+                         out, progress)
             seconds["stage1"] = time.perf_counter() - began
-            stage, start, optimizer = 2, 0, None
-        if stage == 2:
+            stage, start, optimizer = Stage.STAGE2, 0, None
+        if stage == Stage.STAGE2:
             began = time.perf_counter()
-            train_stage2(model, windows, optimizer or make_optimizer(model, config, 2), start, ctx, config, out, progress)
+            train_stage2(model, windows, optimizer or make_optimizer(model, config, Stage.STAGE2), start, ctx, config,
+                         out, progress)
             seconds["stage2"] = time.perf_counter() - began
         checkpoint = out / "checkpoint.safetensors"
         if ctx.is_main:
-            save_train_state(state_path, model, make_optimizer(model, config, 2), DONE, 0)
+            save_train_state(state_path, model, make_optimizer(model, config, Stage.STAGE2), Stage.DONE, 0)
             # wall time of this invocation; a resumed run only counts what it did itself
             save_checkpoint(model.cpu(), checkpoint, extra={"windows": len(windows), "train_seconds": seconds,
                                                             "resumed": resumed, "world_size": ctx.world_size})
