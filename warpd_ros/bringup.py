@@ -1,8 +1,9 @@
 """`warpd bringup sim|hil`: start a whole node graph from the pip venv, where `ros2 launch` is
 not available, from the same description (warpd_ros.graph) and config the launch files use.
 
-Every node runs as its own child process, ``python -m <module> --ros-args -r __node:=<name>
---params-file <config> [-p param:=value ...] [-r topic:=new ...]``, with its output relayed line by
+Every node runs as its own child process, ``python -m warpd_ros.nodes <name> --ros-args -r
+__node:=<name> --params-file <config> [-p param:=value ...] [-r topic:=new ...]`` (the node's
+executable entry: stop signals are caught before torch or rclpy is imported), with its output relayed line by
 line behind its node name. Discovery is kept on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=
 LOCALHOST) unless --network is given. The graph is stopped — SIGINT to every node, SIGTERM to
 those still running after --stop-timeout, SIGKILL two seconds later — on Ctrl-C (or SIGTERM),
@@ -28,6 +29,7 @@ from pathlib import Path
 from warpd_core.errors import WarpdError
 from warpd_ros.graph import KINDS, default_config, load_graph, remapping_args
 from warpd_ros.keygen import provide_graph_keys
+from warpd_ros.node_process import NODE_ENTRY
 from warpd_ros.ros_env import loopback_environment, parse_domain_id, require_ros
 
 HELP = "start a whole node graph (sim or hil) as child processes, like `ros2 launch` does"
@@ -119,7 +121,7 @@ def plan(kind: str, config: Path | None = None, overrides=(), python: str = sys.
             raise WarpdError(f"--set {node}.{param}: the {kind} graph has no node {node!r}",
                              f"its nodes: {', '.join(names)}")
         per_node[node] += ["-p", f"{param}:={value}"]
-    return [Child(spec.name, [python, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}",
+    return [Child(spec.name, [python, "-m", NODE_ENTRY, spec.name, "--ros-args", "-r", f"__node:={spec.name}",
                               "--params-file", str(config), *per_node[spec.name], *remapping_args(spec)])
             for spec in specs]
 
@@ -282,10 +284,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{child.name}: {shlex.join(child.argv)}")
         return 0
     require_ros()  # fail once, clearly, instead of in every child
-    for child in children:
-        module = child.argv[2]
-        if importlib.util.find_spec(module) is None:
-            raise WarpdError(f"node {child.name}: module {module} is not installed in this Python")
+    for spec in load_graph(args.kind, config):
+        if importlib.util.find_spec(spec.module) is None:
+            raise WarpdError(f"node {spec.name}: module {spec.module} is not installed in this Python")
 
     graph = Bringup(children, env)
     provide_graph_keys(load_graph(args.kind, config), args.overrides, graph.say)

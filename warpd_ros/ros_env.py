@@ -114,29 +114,32 @@ def limit_math_threads(default: int = 1) -> int:
 def run_node(make_node, name: str, args=None) -> int:
     """Run one node process: init rclpy, build the node, spin until SIGINT/SIGTERM, shut down.
 
-    Returns 0 after a clean shutdown and 1 when the node could not be built because of its
-    set-up (WarpdError, a bad parameter): the message (and hint) go to stderr, no traceback.
+    Returns 0 after a clean shutdown (also when stopped while starting) and 1 when the node could
+    not be built because of its set-up (WarpdError, a bad parameter): the message (and hint) go
+    to stderr, no traceback.
 
     Math libraries get one thread each first (:func:`limit_math_threads`).
 
-    Signals are handled here rather than by rclpy: with rclpy's own handlers, rclpy 9.1's
-    EventsExecutor either keeps spinning after the context is shut down (``spin()`` never
-    returns) or aborts the process when the KeyboardInterrupt that rclpy chains to is raised
-    inside a callback called from C++ (``terminate ... error_already_set``). Here a signal only
-    sets a flag, and a ``spin_once`` loop sees it within 0.1 s.
+    Signals are never rclpy's: with rclpy's own handlers, rclpy 9.1's EventsExecutor either keeps
+    spinning after the context is shut down or aborts the process when the KeyboardInterrupt that
+    rclpy chains to is raised inside a callback called from C++. Here a signal only records a
+    stop request (warpd_ros/node_process.py, installed for the life of the process, also before
+    this is called when the node runs from its executable), and a ``spin_once`` loop sees it
+    within 0.1 s. Before the node is destroyed, its ``on_stop()`` (if it has one) runs while the
+    context is still up: the controller sends its hold command there.
     """
-    import signal
+    from warpd_ros.node_process import catch_stop_signals, stop_requested
 
+    catch_stop_signals()
     rclpy = require_ros()
     from rclpy.exceptions import ParameterException
     from rclpy.signals import SignalHandlerOptions
 
     limit_math_threads()
-    stop: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, _frame: stop.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    if stop_requested():  # stopped while importing: nothing was started
+        return 0
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
+    node = executor = None
     try:
         try:
             node = make_node()
@@ -146,15 +149,17 @@ def run_node(make_node, name: str, args=None) -> int:
             return 1
         executor = _executor(rclpy)
         executor.add_node(node)
-        while not stop and rclpy.ok():
+        while not stop_requested() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
         return 0
     finally:
+        if node is not None and hasattr(node, "on_stop") and node.context.ok():
+            node.on_stop()
+        if executor is not None:
+            executor.shutdown(timeout_sec=1.0)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _executor(rclpy):

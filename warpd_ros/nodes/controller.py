@@ -57,6 +57,7 @@ rclpy = require_ros()
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
 from rclpy.clock import Clock, ClockType  # noqa: E402
+from rclpy.duration import Duration  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
@@ -72,6 +73,7 @@ from warpd_ros.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS
 NODE_NAME = "warpd_controller"
 SWAP_SLACK_NS = 500_000  # handle a PolicyWeights at once only if the next tick is further away than this
 SWAP_RUN, SWAP_SHADOW = "run", "shadow"
+REASON_SHUTDOWN = "controller shutting down"
 PARAMS = [
     Param("joint_names", ["shoulder", "elbow", "wrist"],
           "Joints the policy observes and commands, in observation/command order.", read_only=True),
@@ -268,6 +270,20 @@ class ControllerNode(Node):
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
+
+    def on_stop(self) -> None:
+        """The last command before the process ends is the hold command (run_node calls this on
+        SIGINT/SIGTERM while the context is still up), so no driver keeps executing a policy's last
+        velocity; waits briefly until subscribers have acknowledged it."""
+        for timer in (self._control_timer, self._swap_timer):
+            timer.cancel()
+        hold = self._pipeline.hold(self._q, None, None, self._now_ns(), inputs_good=False)
+        self._cmd_pub.publish(float64_array_msg(hold))
+        self._mode, self._mode_reason = Mode.HOLD, REASON_SHUTDOWN
+        self._on_status()
+        acked = self._cmd_pub.wait_for_all_acked(Duration(seconds=0.5))
+        self.get_logger().info(f"stopping: sent the hold command {hold.tolist()}"
+                               + ("" if acked else " (not acknowledged by every subscriber within 0.5 s)"))
 
     # ------------------------------------------------------------------ inputs
     def _on_joint_state(self, msg: JointState) -> None:
