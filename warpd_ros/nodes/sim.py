@@ -24,6 +24,9 @@ How the loop runs:
   Gaussian noise, so the controller and planner see the perturbed observation. Task features are
   published only when the *true* features change (and at episode start); the published value is
   the noisy reading of that step, i.e. one noisy measurement per change, not a 50 Hz stream.
+- Start-up: with episode_start=controller_runs (config/sim.yaml) episode 0 waits, its clock stopped
+  and the world held as between episodes, until a ControllerStatus reports RUN, so the seconds a
+  planner takes to load its checkpoint are not counted as a TIMEOUT. `immediately` starts at once.
 - Episode end: SUCCESS or TIMEOUT (from the task's StepResult) is published, then the world
   pauses for reset_delay_s of sim time (the last joint state is re-published every tick with a
   fresh stamp so subscribers do not go stale; commands are not applied), then the next episode
@@ -55,9 +58,11 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from warpd_ros import topics  # noqa: E402
+from warpd_core.runtime.command_pipeline import Mode  # noqa: E402
 from warpd_ros.conversions import float64_array_msg, joint_state_msg, ns_to_stamp  # noqa: E402
-from warpd_ros.msg import EpisodeEvent  # noqa: E402
-from warpd_ros.qos import COMMAND_QOS, EVENTS_QOS, SENSOR_QOS, TASK_FEATURES_QOS  # noqa: E402
+from warpd_ros.modes import status_mode  # noqa: E402
+from warpd_ros.msg import ControllerStatus, EpisodeEvent  # noqa: E402
+from warpd_ros.qos import COMMAND_QOS, EVENTS_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS  # noqa: E402
 
 NODE_NAME = "warpd_sim"
 CLOCK_TOPIC = "/clock"  # the ROS-wide name use_sim_time nodes listen on (not a warpd topic)
@@ -79,6 +84,9 @@ PARAMS = [
           min=0.0, max=5.0),
     Param("command_timeout_s", 0.1, "Without a command for this long (wall seconds) the sim applies zeros.",
           min=0.005, max=1.0),
+    Param("episode_start", "immediately", "When episode 0's clock starts: immediately, or once a ControllerStatus "
+          "reports RUN (controller_runs: the planner's start-up is not counted against the episode).",
+          choices=("immediately", "controller_runs"), read_only=True),
 ]
 
 
@@ -119,7 +127,8 @@ class SimNode(Node):
         self._bad_commands = 0
         self._sim_ns = 0
         self._episode = -1  # index of the current episode (0-based)
-        self._phase = "running"  # running | paused (between episodes) | finished (max_episodes reached)
+        # waiting (for the controller to run a policy) | running | paused (between episodes) | finished
+        self._phase = "running"
         self._paused_until_ns = 0
         self._manual_pushes: list[tuple[int, int, np.ndarray]] = []  # (end_step, body, force)
         self._push_rng = np.random.default_rng(np.random.SeedSequence([self._seed, 0x5057]))
@@ -132,6 +141,10 @@ class SimNode(Node):
         self.perturber = Perturber(self.task, self._base_spec.at_level(self._level))
         self._timer = None
         self._start_episode("start")
+        if values["episode_start"] == "controller_runs":
+            self._phase = "waiting"
+            self.create_subscription(ControllerStatus, topics.CONTROLLER_STATUS, self._on_controller_status,
+                                     STATUS_QOS)
         self._make_timer()
         self.get_logger().info(
             f"simulating {spec.name} ({self._n} joints, control_dt {spec.control_dt * 1e3:.0f} ms, "
@@ -176,6 +189,12 @@ class SimNode(Node):
         self._command = data
         self._command_time = time.monotonic()
 
+    def _on_controller_status(self, msg: ControllerStatus) -> None:
+        if self._phase == "waiting" and status_mode(msg) != Mode.HOLD:
+            self._phase = "running"
+            self._episode_wall_start = time.monotonic()
+            self.get_logger().info(f"the controller runs policy {msg.active_policy_id}: episode {self._episode} starts")
+
     def _current_command(self) -> np.ndarray:
         if self._command_time is None or time.monotonic() - self._command_time > self._command_timeout_s:
             return np.zeros(self._n)
@@ -187,6 +206,10 @@ class SimNode(Node):
             return
         self._sim_ns += self._dt_ns
         self._send_clock()
+        if self._phase == "waiting":
+            if self._last_seen is not None:  # the world held, its state fresh for the controller and planner
+                self._publish_joint_state(self._last_seen)
+            return
         if self._phase == "paused":
             if self._sim_ns >= self._paused_until_ns:
                 self._start_episode("next episode")
@@ -317,7 +340,7 @@ class SimNode(Node):
         return response
 
     def _on_perturb(self, request, response):
-        if self._phase != "running":
+        if self._phase != "running":  # paused, finished, or waiting for the controller
             response.success = False
             response.message = f"no episode is running ({self._phase})"
             return response
