@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
 # Set up warpd_ros for development on a machine without a ROS 2 install:
-#   a venv (.venv) with pinned ROS 2 "kilted" wheels, torch==2.13.0 and the ML stack; the
-#   messages in msg/ built with rosidl into that venv; warpd_ros + warpd_core installed editable.
+#   a venv (.venv) with pinned ROS 2 "kilted" wheels (or "jazzy", the LTS, in .venv-jazzy), torch==2.13.0
+#   and the ML stack; the messages in msg/ built with rosidl into that venv; warpd_ros + warpd_core
+#   installed editable; and, where ../shared/ros-launch-wheels exists, the real launch / launch_testing /
+#   ros2 CLI wheels plus colcon, so `colcon build` and `ros2 launch` run against the package.
 #
 # Idempotent: every step remembers what it did (a stamp in .venv/) and is skipped while its
 # inputs are unchanged; the message build is incremental (cmake). Safe to run again at any time.
 #
 # Environment:
 #   PYTHON=python3.11   interpreter to build the venv from (3.10 .. 3.14; ROS wheels exist for those)
-#   WARPD_VENV=.venv    where the venv lives
+#   WARPD_ROS_DISTRO=kilted   kilted (default) or jazzy (the LTS); each distro has its own venv
+#   WARPD_VENV=.venv    where the venv lives (default .venv for kilted, .venv-jazzy for jazzy)
 #   WARPD_QUIET=1       print only failures and the final line
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-VENV="${WARPD_VENV:-$ROOT/.venv}"
+DISTRO="${WARPD_ROS_DISTRO:-kilted}"
+case "$DISTRO" in
+  kilted) DEFAULT_VENV="$ROOT/.venv"; ROS_REQ=requirements/ros.txt; LOCK=requirements/constraints.txt ;;
+  jazzy) DEFAULT_VENV="$ROOT/.venv-jazzy"; ROS_REQ=requirements/ros-jazzy.txt; LOCK=requirements/constraints-jazzy.txt ;;
+  *) echo "[setup] error: WARPD_ROS_DISTRO=$DISTRO; supported: kilted, jazzy" >&2; exit 1 ;;
+esac
+VENV="${WARPD_VENV:-$DEFAULT_VENV}"
 case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
-LOGS="$ROOT/build/setup-logs"
-BUILD="$ROOT/build/msgs"
+LOGS="$ROOT/build/setup-logs-$DISTRO"
+BUILD="$ROOT/build/msgs-$DISTRO"
+LAUNCH_WHEELS="$ROOT/../shared/ros-launch-wheels/$DISTRO"
 mkdir -p "$LOGS"
 # A shell that already runs another ROS-wheels venv carries its bootstrap marker; this venv's
 # interpreter must set up its own library path.
@@ -78,18 +88,42 @@ else
   say "venv $VENV exists"
 fi
 VPY="$VENV/bin/python"
+# One distro per venv: the same ros-* wheel names carry both distros' versions.
+if [ -f "$VENV/.warpd-distro" ] && [ "$(cat "$VENV/.warpd-distro")" != "$DISTRO" ]; then
+  die "$VENV holds ROS 2 $(cat "$VENV/.warpd-distro"), not $DISTRO" \
+      "use WARPD_ROS_DISTRO=$(cat "$VENV/.warpd-distro"), or another WARPD_VENV for $DISTRO"
+fi
+echo "$DISTRO" >"$VENV/.warpd-distro"
 
 # 2. Python dependencies (pinned; torch first so nothing can pull a CUDA build) -----------------
-REQ=(requirements/torch.txt requirements/ros.txt requirements/ml.txt requirements/constraints.txt)
+REQ=(requirements/torch.txt "$ROS_REQ" requirements/ml.txt "$LOCK")
 deps_stamp="$(stamp_of "${REQ[@]}")"
 if stamp_ok deps "$deps_stamp"; then
   say "dependencies up to date"
 else
-  say "installing pinned dependencies (torch, ROS 2 wheels, ML stack; ~1 min cold)"
-  run pip-upgrade "$VPY" -m pip install --upgrade "pip==26.3" "setuptools==84.2.1" wheel
+  say "installing pinned dependencies (torch, ROS 2 $DISTRO wheels, ML stack; ~1 min cold)"
+  run pip-upgrade "$VPY" -m pip install --upgrade "pip==26.3" "setuptools==79.0.1" wheel
   run pip-torch "$VPY" -m pip install -r requirements/torch.txt
-  run pip-deps "$VPY" -m pip install -r requirements/ros.txt -r requirements/ml.txt -c requirements/constraints.txt
+  run pip-deps "$VPY" -m pip install -r "$ROS_REQ" -r requirements/ml.txt -c "$LOCK"
   stamp_set deps "$deps_stamp"
+fi
+
+# 2b. ROS 2 launch, launch_testing, the ros2 CLI and colcon (optional) ---------------------------
+# launch/launch_ros/launch_testing/ros2cli have no PyPI wheels; unmodified upstream builds sit in
+# ../shared/ros-launch-wheels/<distro> beside this checkout where this project is developed. Without
+# them everything else works, and the tests that need `ros2 launch` skip, saying why.
+if [ -d "$LAUNCH_WHEELS" ]; then
+  tooling_stamp="$(stamp_of requirements/tooling.txt <(ls -l "$LAUNCH_WHEELS"))"
+  if stamp_ok tooling "$tooling_stamp"; then
+    say "launch tooling up to date"
+  else
+    say "installing ROS 2 launch tooling from $LAUNCH_WHEELS and colcon"
+    run pip-launch "$VPY" -m pip install --no-deps "$LAUNCH_WHEELS"/*.whl
+    run pip-tooling "$VPY" -m pip install -r requirements/tooling.txt -c "$LOCK"
+    stamp_set tooling "$tooling_stamp"
+  fi
+else
+  say "no $LAUNCH_WHEELS: ros2 launch / launch_testing / colcon not installed (their tests skip)"
 fi
 
 # 3. Messages: rosidl build into the venv prefix (incremental) ----------------------------------

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (the README's second command; .ci/run runs exactly this).
-# Sets everything up first (idempotent, fast when nothing changed), keeps DDS on loopback in a
-# private domain, then runs pytest. Extra arguments go to pytest, e.g. scripts/test.sh -k doctor.
+# For each supported ROS 2 distro (Kilted, and Jazzy, the LTS) it sets everything up first
+# (idempotent, fast when nothing changed), keeps DDS on loopback in a private domain, then runs
+# the whole pytest suite in that distro's venv. Extra arguments go to pytest, e.g.
+# scripts/test.sh -k doctor. WARPD_ROS_DISTROS="kilted" runs one distro only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -13,6 +15,30 @@ if [ -z "${ROS_DOMAIN_ID:-}" ] || [ "${ROS_DOMAIN_ID}" = 0 ]; then
 fi
 unset ROS_STATIC_PEERS
 
-WARPD_QUIET=1 bash scripts/setup.sh
-echo "[test] ROS_DOMAIN_ID=$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$ROS_AUTOMATIC_DISCOVERY_RANGE"
-exec "${WARPD_VENV:-$ROOT/.venv}/bin/python" -m pytest test "$@"
+DISTROS="${WARPD_ROS_DISTROS:-kilted jazzy}"
+LOGS="$ROOT/build/test-logs"
+mkdir -p "$LOGS"
+status=0
+passed=0 failed=0 skipped=0
+for distro in $DISTROS; do
+  export WARPD_ROS_DISTRO="$distro"
+  case "$distro" in kilted) venv="$ROOT/.venv" ;; jazzy) venv="$ROOT/.venv-jazzy" ;;
+    *) echo "[test] unknown distro $distro (kilted, jazzy)" >&2; exit 2 ;; esac
+  WARPD_VENV="$venv" WARPD_QUIET=1 bash scripts/setup.sh
+  echo "[test] ROS 2 $distro: ROS_DOMAIN_ID=$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$ROS_AUTOMATIC_DISCOVERY_RANGE"
+  rc=0
+  WARPD_VENV="$venv" "$venv/bin/python" -m pytest test "$@" 2>&1 | tee "$LOGS/pytest-$distro.log" || rc=$?
+  rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || [ "$rc" = 5 ] || status=1  # 5: no test selected (e.g. -k matched nothing)
+  summary="$(grep -E '^=+ .*(passed|failed|error|skipped|deselected).* in [0-9.]+s' "$LOGS/pytest-$distro.log" | tail -n 1)"
+  for kind in passed failed skipped; do
+    n="$(echo "$summary" | grep -oE "[0-9]+ $kind" | grep -oE '^[0-9]+' || echo 0)"
+    eval "$kind=\$(( $kind + ${n:-0} ))"
+  done
+  errors="$(echo "$summary" | grep -oE '[0-9]+ errors?' | grep -oE '^[0-9]+' || echo 0)"
+  failed=$(( failed + ${errors:-0} ))
+  echo "[test] ROS 2 $distro: ${summary:-no pytest summary} (exit $rc)"
+done
+echo "[test] distros: $DISTROS"
+echo "total: $passed passed, $failed failed, $skipped skipped"
+exit $status

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from warpd_ros.doctor import RCLPY_PINS, ros_distro
+
 from conftest import REPO
 
 # The interpreter this venv was made from: real, but without the ROS wheels or the messages.
@@ -28,7 +30,8 @@ def test_healthy_venv_passes_even_strict(run_warpd):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = {c["name"]: c for c in json.loads(proc.stdout)}
     assert all(c["status"] == "ok" for c in checks.values()), checks
-    assert "rclpy 9.1.2" in checks["ros2"]["detail"]
+    distro = ros_distro()  # the venv's (scripts/setup.sh records it): kilted or jazzy
+    assert f"ROS 2 {distro}, rclpy {RCLPY_PINS[distro]}" in checks["ros2"]["detail"]
     assert checks["torch"]["detail"].startswith("2.13.0")
     assert checks["dds domain"]["detail"] == "ROS_DOMAIN_ID=33"
 

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_second_setup_run_reuses_everything():
-    env = dict(os.environ, WARPD_VENV=sys.prefix)
+    env = dict(os.environ, WARPD_VENV=sys.prefix,
+               WARPD_ROS_DISTRO=(Path(sys.prefix) / ".warpd-distro").read_text().strip())
     env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
     proc = subprocess.run(["bash", "scripts/setup.sh"], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -20,7 +21,8 @@ def test_second_setup_run_reuses_everything():
     assert f"venv {sys.prefix} exists" in proc.stdout
     assert "dependencies up to date" in proc.stdout
     assert "warpd package installed (editable)" in proc.stdout
-    build_log = (REPO / "build" / "setup-logs" / "cmake-build.log").read_text()
+    distro = (Path(sys.prefix) / ".warpd-distro").read_text().strip()  # setup.sh records it in the venv
+    build_log = (REPO / "build" / f"setup-logs-{distro}" / "cmake-build.log").read_text()
     assert "Building" not in build_log and "Linking" not in build_log, build_log
     # the generated messages stay importable through the source package
     assert not (Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"

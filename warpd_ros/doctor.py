@@ -20,7 +20,20 @@ from warpd_ros.ros_env import SETUP_HINT, diagnose_import_error, parse_domain_id
 
 HELP = "check ROS 2, the messages, the ML stack and the DDS settings; exit 1 with a fix hint if broken"
 
-PINNED = {"ros-rclpy": "9.1.2", "torch": "2.13.0"}
+PINNED = {"torch": "2.13.0"}
+RCLPY_PINS = {"kilted": "9.1.2", "jazzy": "7.1.6"}  # requirements/ros.txt, requirements/ros-jazzy.txt
+
+
+def ros_distro() -> str:
+    """The ROS 2 distro this Python runs: what scripts/setup.sh recorded in the venv, else ROS_DISTRO (set by
+    a ROS install's setup.bash), else the ros-jazzy-* wheels' presence, else kilted."""
+    marker = os.path.join(sys.prefix, ".warpd-distro")
+    if os.path.isfile(marker):
+        with open(marker) as f:
+            return f.read().strip()
+    if os.environ.get("ROS_DISTRO"):
+        return os.environ["ROS_DISTRO"]
+    return "jazzy" if _dist_version("ros-jazzy-rclpy") else "kilted"
 DISCOVERY_RANGES = ("LOCALHOST", "SUBNET", "SYSTEM_DEFAULT", "OFF")
 
 
@@ -39,8 +52,8 @@ def _dist_version(dist: str) -> str | None:
         return None
 
 
-def _pin_note(dist: str, found: str) -> tuple[str, str]:
-    want = PINNED.get(dist)
+def _pin_note(dist: str, found: str, want: str | None = None) -> tuple[str, str]:
+    want = want or PINNED.get(dist)
     if want and not found.startswith(want):
         return "warn", f"pinned {want}; re-run scripts/setup.sh to restore the tested version"
     return "ok", ""
@@ -59,10 +72,11 @@ def check_ros() -> Check:
         import rclpy.utilities
     except ImportError as exc:
         return Check("ros2", "fail", f"rclpy cannot be imported: {exc}", diagnose_import_error(exc))
-    version = _dist_version("ros-rclpy") or "from a ROS install"
-    status, hint = _pin_note("ros-rclpy", version)
+    distro = ros_distro()
+    version = _dist_version("ros-rclpy")
+    status, hint = _pin_note("ros-rclpy", version, RCLPY_PINS.get(distro)) if version else ("ok", "")
     rmw = rclpy.utilities.get_rmw_implementation_identifier()
-    return Check("ros2", status, f"rclpy {version}, RMW {rmw}", hint)
+    return Check("ros2", status, f"ROS 2 {distro}, rclpy {version or 'from a ROS install'}, RMW {rmw}", hint)
 
 
 def check_messages() -> Check:
