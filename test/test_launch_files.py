@@ -99,9 +99,11 @@ def _installed_programs():
 
 
 def _script_module(executable):
-    match = re.search(r"^from (warpd_ros\.nodes\.\w+) import main$", (REPO / "scripts" / executable).read_text(), re.M)
-    assert match, f"scripts/{executable} does not run a warpd_ros node module"
-    return match.group(1)
+    """The node module a script runs: scripts call run_node_executable(NODE), which runs NODES[NODE].module."""
+    match = re.search(r'^raise SystemExit\(run_node_executable\("(\w+)"\)\)$',
+                      (REPO / "scripts" / executable).read_text(), re.M)
+    assert match, f"scripts/{executable} does not run a warpd_ros node"
+    return NODES[match.group(1)].module
 
 
 def _bringup_view(kind, config):
@@ -109,7 +111,8 @@ def _bringup_view(kind, config):
     for child in plan(kind, config):
         argv = child.argv
         remaps = [argv[i + 1] for i, a in enumerate(argv) if a == "-r" and not argv[i + 1].startswith("__node:=")]
-        view.append({"name": child.name, "module": argv[2],
+        assert argv[1:3] == ["-m", "warpd_ros.nodes"], argv  # the node entry: stop signals caught first
+        view.append({"name": child.name, "module": NODES[argv[3]].module,
                      "node_name": next(argv[i + 1] for i, a in enumerate(argv) if a == "-r")[len("__node:="):],
                      "params_file": argv[argv.index("--params-file") + 1],
                      "remappings": [r.split(":=") for r in remaps]})
