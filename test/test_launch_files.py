@@ -138,7 +138,8 @@ def test_node_executables_are_installed_scripts_of_the_right_module():
         assert info.executable in installed, f"CMakeLists.txt does not install scripts/{info.executable}"
         script = REPO / "scripts" / info.executable
         assert os.access(script, os.X_OK), f"{script} is not executable"
-        assert script.read_text().startswith("#!/usr/bin/env python3")
+        # python3 from PATH (a venv on a ROS install), stop signals blocked until the node records them
+        assert script.read_text().startswith("#!/usr/bin/env -S --block-signal=INT,TERM python3\n")
         assert _script_module(info.executable) == info.module
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from warpd_core.errors import WarpdError
 from warpd_ros.graph import KINDS, default_config, load_graph, remapping_args
 from warpd_ros.keygen import provide_graph_keys
-from warpd_ros.node_process import NODE_ENTRY
+from warpd_ros.node_process import NODE_ENTRY, block_stop_signals
 from warpd_ros.ros_env import loopback_environment, parse_domain_id, require_ros
 
 HELP = "start a whole node graph (sim or hil) as child processes, like `ros2 launch` does"
@@ -145,17 +145,25 @@ def graph_environment(domain_id: int | None = None, network: bool = False) -> di
     return env
 
 
-def _pdeathsig():
-    """A preexec function: the child gets SIGTERM if bringup dies without stopping it (Linux)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
+def _child_preexec():
+    """A preexec function: the node starts with SIGINT/SIGTERM blocked, as its executable's shebang does on a
+    ROS install (node_process.catch_stop_signals unblocks them once it records them, so a stop during the
+    interpreter's own start-up waits instead of raising inside it); and it gets SIGTERM if bringup dies
+    without stopping it (Linux: PR_SET_PDEATHSIG)."""
+    prctl = None
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
 
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            prctl = None
+
+    def preexec():
+        block_stop_signals()
+        if prctl is not None:
+            prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    return preexec
 
 
 class Bringup:
@@ -176,7 +184,7 @@ class Bringup:
             sys.stdout.flush()
 
     def start(self) -> None:
-        preexec = _pdeathsig()
+        preexec = _child_preexec()
         for child in self.children:  # start every process before any reader thread (preexec_fn + threads)
             child.proc = subprocess.Popen(child.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)

@@ -9,7 +9,11 @@ or a supervisor may add one of their own, so a node sees one, two or more, at an
 the seconds it takes to import torch, while building the node, while spinning, or while tearing
 down. So the handler is installed before anything heavy is imported and stays installed for the
 life of the process; a signal only records a stop request, which :func:`warpd_ros.ros_env.run_node`
-reads. Repeats are absorbed. A node that hangs is still ended by launch's SIGKILL escalation.
+reads. Repeats are absorbed. Before the node spins (importing, building: nothing sent yet) a stop
+ends the process at once with exit 0, so launch never waits for torch to finish importing. A node
+that hangs is still ended by launch's SIGKILL escalation.
+Before Python runs a line of ours, the executables keep the signals blocked (pending, not lost):
+see :func:`catch_stop_signals`.
 
 This module imports only the standard library at module level, so an entry point can call
 :func:`catch_stop_signals` before it imports a node module.
@@ -17,26 +21,50 @@ This module imports only the standard library at module level, so an entry point
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 NODE_ENTRY = "warpd_ros.nodes"  # `python -m warpd_ros.nodes NODE`: run_node_executable(NODE)
 
 _requests: list[int] = []
-_installed = False
+_starting = True  # until run_node spins the built node: it has sent nothing yet that a stop must undo
 
 
 def _record(signum, _frame) -> None:
     _requests.append(signum)
+    if _starting:
+        # Still importing (torch alone takes seconds, tens of them on a loaded machine) or building the node
+        # (a checkpoint to load): nothing has been sent, so nothing to undo and no reason to make launch wait.
+        os.write(2, f"stopped by {signal.Signals(signum).name} while starting; nothing to tear down\n".encode())
+        os._exit(0)
+
+
+def started() -> None:
+    """From now on a stop signal is only recorded: run_node calls this once the node is built, right before it
+    spins, so the node's on_stop (the controller's hold command) and rclpy's shutdown always run."""
+    global _starting
+    _starting = False
 
 
 def catch_stop_signals() -> None:
-    """From now on SIGINT/SIGTERM only record a stop request (idempotent; never undone)."""
-    global _installed
-    if not _installed:
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, _record)
-        _installed = True
+    """From now on SIGINT/SIGTERM only record a stop request. Idempotent; call it again after anything that
+    may have reset the handlers (rclpy's shutdown "uninstalls" signal handlers it never installed, leaving
+    SIG_DFL, so a repeated signal during teardown would kill the process with -2).
+
+    The node executables start with both signals blocked (their shebang: `env --block-signal`; bringup:
+    a preexec function), so one that arrives while the interpreter itself starts up (site, the ROS
+    wheels' re-exec, before any line of ours) stays pending instead of raising KeyboardInterrupt in an
+    import; unblocking here delivers it to the recorder.
+    """
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _record)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def block_stop_signals() -> None:
+    """Block SIGINT/SIGTERM (for a child about to exec a node: they stay pending until it records them)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
 def stop_requested() -> bool:
@@ -56,4 +84,10 @@ def run_node_executable(node: str, args=None) -> int:
 
     if node not in NODES:
         raise SystemExit(f"unknown node {node!r}; one of {', '.join(NODES)}")
-    return importlib.import_module(NODES[node].module).main(args)
+    try:
+        return importlib.import_module(NODES[node].module).main(args)
+    finally:
+        # The node is done. Python's finalisation resets every handler it installed to SIG_DFL, so a late
+        # repeat of the stop signal would kill the process with -2 on its way out; ignore them instead.
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)

@@ -125,10 +125,11 @@ def run_node(make_node, name: str, args=None) -> int:
     rclpy chains to is raised inside a callback called from C++. Here a signal only records a
     stop request (warpd_ros/node_process.py, installed for the life of the process, also before
     this is called when the node runs from its executable), and a ``spin_once`` loop sees it
-    within 0.1 s. Before the node is destroyed, its ``on_stop()`` (if it has one) runs while the
+    within 0.1 s. While the node is still being imported or built (it has sent nothing yet) a stop
+    ends the process at once with 0. Before the node is destroyed, its ``on_stop()`` (if any) runs while the
     context is still up: the controller sends its hold command there.
     """
-    from warpd_ros.node_process import catch_stop_signals, stop_requested
+    from warpd_ros.node_process import catch_stop_signals, started, stop_requested
 
     catch_stop_signals()
     rclpy = require_ros()
@@ -136,7 +137,7 @@ def run_node(make_node, name: str, args=None) -> int:
     from rclpy.signals import SignalHandlerOptions
 
     limit_math_threads()
-    if stop_requested():  # stopped while importing: nothing was started
+    if stop_requested():  # stopped while importing (a node run in-process): nothing was started
         return 0
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = executor = None
@@ -149,6 +150,7 @@ def run_node(make_node, name: str, args=None) -> int:
             return 1
         executor = _executor(rclpy)
         executor.add_node(node)
+        started()  # from here a stop is recorded and torn down properly (on_stop: the controller's hold)
         while not stop_requested() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
         return 0
@@ -160,6 +162,7 @@ def run_node(make_node, name: str, args=None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        catch_stop_signals()  # rclpy's shutdown resets SIGINT/SIGTERM to their defaults; a late repeat must not kill us
 
 
 def _executor(rclpy):
