@@ -60,6 +60,8 @@ BENCHMARKS = (
     Benchmark("graph_cpu", "CPU share per node of the running sim graph", ("--warmup", "5", "--window", "5")),
     Benchmark("faults", "fault injection against real node processes: HOLD and recovery times",
               ("--only", "joint_states_stop")),
+    Benchmark("shutdown_soak", "ros2 launch of the sim graph stopped 20x by SIGINT, 20x by SIGTERM: clean exits",
+              ("--stops", "1")),
     Benchmark("training_time", "time per training step: WARPD stage 1, stage 2 and Diffusion Policy",
               ("--steps", "6")),
     Benchmark("warpd_eval", "the shipped checkpoint: success per horizon K, modes vs demos, plan latency",
