@@ -28,6 +28,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 NODE_ENTRY = "warpd_ros.nodes"  # `python -m warpd_ros.nodes NODE`: run_node_executable(NODE)
 
 _requests: list[int] = []
+_launch_parent: int | None = None  # pid of the `ros2 launch` (or launch_test) that started this node, if one did
 _starting = True  # until run_node spins the built node: it has sent nothing yet that a stop must undo
 
 
@@ -57,9 +58,29 @@ def catch_stop_signals() -> None:
     wheels' re-exec, before any line of ours) stays pending instead of raising KeyboardInterrupt in an
     import; unblocking here delivers it to the recorder.
     """
+    global _launch_parent
     for sig in STOP_SIGNALS:
         signal.signal(sig, _record)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    if _launch_parent is None and _started_by_launch(os.getppid()):
+        _launch_parent = os.getppid()
+
+
+def _started_by_launch(ppid: int) -> bool:
+    try:
+        with open(f"/proc/{ppid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    names = [os.path.basename(a.decode(errors="replace")) for a in argv[:3]]
+    return "launch_test" in names or ("ros2" in names and b"launch" in argv[1:4])
+
+
+def launch_gone() -> bool:
+    """True when the `ros2 launch` that started this node has exited: upstream launch answers SIGTERM by
+    cancelling itself without signalling its processes ("using SIGTERM can result in orphaned processes"),
+    so a node it started stops on its own then, the same clean way as on SIGINT."""
+    return _launch_parent is not None and os.getppid() != _launch_parent
 
 
 def block_stop_signals() -> None:

@@ -129,7 +129,7 @@ def run_node(make_node, name: str, args=None) -> int:
     ends the process at once with 0. Before the node is destroyed, its ``on_stop()`` (if any) runs while the
     context is still up: the controller sends its hold command there.
     """
-    from warpd_ros.node_process import catch_stop_signals, started, stop_requested
+    from warpd_ros.node_process import catch_stop_signals, launch_gone, started, stop_requested
 
     catch_stop_signals()
     rclpy = require_ros()
@@ -153,6 +153,10 @@ def run_node(make_node, name: str, args=None) -> int:
         started()  # from here a stop is recorded and torn down properly (on_stop: the controller's hold)
         while not stop_requested() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
+            if launch_gone():
+                node.get_logger().warning("the ros2 launch that started this node is gone (SIGTERM to launch "
+                                          "does not reach its nodes): stopping")
+                break
         return 0
     finally:
         if node is not None and hasattr(node, "on_stop") and node.context.ok():

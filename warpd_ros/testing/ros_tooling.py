@@ -104,9 +104,67 @@ def stop_launch(launch: subprocess.Popen, sig: int, timeout: float = 40.0) -> in
         return None
 
 
+def become_subreaper() -> bool:
+    """Make this process adopt orphaned descendants (Linux PR_SET_CHILD_SUBREAPER), so the nodes of a
+    launch that exited without stopping them (SIGTERM to launch) become its children and their exit codes
+    can be read with :func:`reap`."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def reap(pids, timeout: float = 20.0) -> dict[int, int | None]:
+    """Exit codes of adopted processes (see :func:`become_subreaper`) as they end; a pid that is not our
+    child (launch already reaped it) is left out; one still running after `timeout` is SIGKILLed (None)."""
+    import time
+
+    codes: dict[int, int | None] = {}
+    waiting = set(pids)
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        for pid in list(waiting):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by launch, or gone before we adopted it
+                waiting.discard(pid)
+                continue
+            if done:
+                codes[pid] = os.waitstatus_to_exitcode(status)
+                waiting.discard(pid)
+        time.sleep(0.05)
+    for pid in waiting:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        codes[pid] = None
+    return codes
+
+
+def stop_and_read(launch: subprocess.Popen, sig: int, log_path: Path, timeout: float = 40.0) -> "LaunchOutcome":
+    """Stop a launch by `sig` to it alone and account for every node: by launch's own log where launch stopped
+    them (SIGINT), and by their exit codes where launch left them behind (SIGTERM: upstream launch cancels
+    itself; the nodes notice and stop on their own). Call :func:`become_subreaper` before starting launch."""
+    stop_launch(launch, sig, timeout)
+    outcome = read_launch_log(log_path.read_text(errors="replace"))
+    pids = {int(pid): name for name, pid in _STARTED_PID.findall(log_path.read_text(errors="replace"))}
+    accounted = set(outcome.finished_cleanly) | set(outcome.died)
+    for pid, code in reap([p for p, name in pids.items() if name not in accounted]).items():
+        if code == 0:
+            outcome.finished_cleanly.append(pids[pid])
+        else:
+            outcome.died[pids[pid]] = -9 if code is None else code
+    return outcome
+
+
 _FINISHED = re.compile(r"\[INFO\] \[(?P<proc>[\w.-]+)\]: process has finished cleanly")
 _DIED = re.compile(r"\[ERROR\] \[(?P<proc>[\w.-]+)\]: process has died \[pid \d+, exit code (?P<code>-?\d+)")
 _STARTED = re.compile(r"\[INFO\] \[(?P<proc>[\w.-]+)\]: process started with pid")
+_STARTED_PID = re.compile(r"\[INFO\] \[([\w.-]+)\]: process started with pid \[(\d+)\]")
 
 
 @dataclass
@@ -124,7 +182,7 @@ class LaunchOutcome:
 
     @property
     def clean(self) -> bool:
-        return (bool(self.started) and not self.died and not self.aborts and not self.escalations
+        return (bool(self.started) and not self.died and not self.aborts
                 and sorted(self.finished_cleanly) == sorted(self.started))
 
 
