@@ -8,20 +8,13 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import re
 from importlib import metadata
 from pathlib import Path
 
+from warpd_ros.testing.benchmarks_md import BENCHMARKS_MD, HEADER, update_section  # noqa: F401  (the benches' writer)
+
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 PLOTS = REPO / "docs" / "bench"
-
-HEADER = """# Benchmarks
-
-Produced by the scripts in `bench/`; each section says which command regenerates it, on which
-machine and when it ran. Numbers are measured, never edited by hand.
-"""
-
 
 def machine_info() -> str:
     cpu = platform.processor() or platform.machine()
@@ -41,23 +34,6 @@ def machine_info() -> str:
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (f"{now}; {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; "
             + ", ".join(versions))
-
-
-def update_section(name: str, body: str, path: Path = BENCHMARKS_MD, at_top: bool = False) -> Path:
-    """Replace the section `name` of BENCHMARKS.md with `body`; a new one is appended, or put
-    right under the header with at_top (the `warpd bench` run summary)."""
-    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    text = path.read_text() if path.exists() else HEADER
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    elif at_top and text.startswith(HEADER):
-        text = HEADER + "\n" + block + "\n" + text[len(HEADER):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
-    return path
 
 
 def pyplot():

@@ -1,7 +1,7 @@
 """The conversion benchmark writes its own section of a BENCHMARKS file and leaves others alone."""
 
-from bench.report import update_section
 from conftest import run_module
+from warpd_ros.testing.benchmarks_md import update_section
 
 
 def test_update_section_replaces_only_its_own_block(tmp_path):
