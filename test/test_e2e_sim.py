@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from warpd_core.runtime.command_pipeline import Mode
 from warpd_core.runtime.synthetic import synthetic_policy
+from warpd_ros.modes import status_mode
 from warpd_ros.testing.policies import policy_for
 from warpd_ros.testing.processes import start_node, stop_process
 from warpd_ros.testing.standin import TestNode, running
@@ -65,10 +67,10 @@ def _finished(events):
 
 
 def test_sim_controller_and_planner_reach_the_goal_in_most_episodes(graph, listener):
-    from warpd_ros.msg import ControllerStatus, EpisodeEvent
+    from warpd_ros.msg import EpisodeEvent
 
     assert listener.spin_until(lambda: listener.status() is not None
-                               and listener.status().mode == ControllerStatus.MODE_RUN, 60), \
+                               and status_mode(listener.status()) == Mode.RUN, 60), \
         "the controller never started running a planner policy"
     listener.events.clear()
     assert listener.spin_until(lambda: len(_finished(listener.events)) >= 6, 90), "too few episodes finished"

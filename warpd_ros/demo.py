@@ -97,7 +97,8 @@ def _wait_until_controlled(executor, node, monitor, graph, timeout: float = 90.0
     Returns a node that died meanwhile, if any."""
     from std_srvs.srv import Trigger
 
-    from warpd_ros.msg import ControllerStatus
+    from warpd_core.runtime.command_pipeline import Mode
+    from warpd_ros.modes import status_mode
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,7 +106,7 @@ def _wait_until_controlled(executor, node, monitor, graph, timeout: float = 90.0
         if graph.first_dead() is not None:
             return graph.first_dead()
         status = monitor.record.status
-        if status is not None and status.mode == ControllerStatus.MODE_RUN:
+        if status is not None and status_mode(status) == Mode.RUN:
             break
     else:
         raise WarpdError(f"the controller did not start running a policy within {timeout:g} s",

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from warpd_core.runtime.command_pipeline import Mode
+
 
 
 @dataclass
@@ -24,7 +26,7 @@ class Record:
     events: list[tuple[float, int, object]] = field(default_factory=list)  # (t, event type, msg)
     status: object = None  # the latest ControllerStatus
     status_count: int = 0
-    modes_seen: dict[int, int] = field(default_factory=dict)
+    modes_seen: dict[Mode, int] = field(default_factory=dict)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -63,9 +65,12 @@ class Monitor:
         self.record.events.append((self.record.now(), int(msg.event), msg))
 
     def _on_status(self, msg) -> None:
+        from warpd_ros.modes import status_mode
+
         r = self.record
         r.status, r.status_count = msg, r.status_count + 1
-        r.modes_seen[int(msg.mode)] = r.modes_seen.get(int(msg.mode), 0) + 1
+        mode = status_mode(msg)
+        r.modes_seen[mode] = r.modes_seen.get(mode, 0) + 1
 
     def _on_policy(self, msg) -> None:
         self.record.policy_t.append(self.record.now())
@@ -94,7 +99,7 @@ class Monitor:
             "perturbations": sum(1 for _, kind, _ in r.events if kind == EpisodeEvent.PERTURBATION),
             "policies_seen": len(r.policy_t),
             "status_messages": r.status_count,
-            "hold_share": r.modes_seen.get(ControllerStatus.MODE_HOLD, 0) / max(1, r.status_count),
+            "hold_share": r.modes_seen.get(Mode.HOLD, 0) / max(1, r.status_count),
         }
         for e in episodes:
             if e["success"]:

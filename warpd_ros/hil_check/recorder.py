@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from warpd_core.errors import WarpdError
+from warpd_core.runtime.command_pipeline import Mode
 from warpd_ros.hil_check.analysis import Commands, JointStates, Policy, Samples, Status
 
 NODE_NAME = "warpd_hil_check"
@@ -94,9 +95,9 @@ def _unused(_msg) -> None:  # the fast streams are drained, never dispatched by 
 
 def driving(status) -> bool:
     """Whether a received ControllerStatus reports the controller driving the robot (RUN or SHADOW)."""
-    from warpd_ros.msg import ControllerStatus
+    from warpd_ros.modes import status_mode
 
-    return status.mode in (ControllerStatus.MODE_RUN, ControllerStatus.MODE_SHADOW)
+    return status_mode(status) in (Mode.RUN, Mode.SHADOW)
 
 
 def to_samples(rec: Recording, joint_names) -> Samples:
