@@ -28,7 +28,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 NODE_ENTRY = "warpd_ros.nodes"  # `python -m warpd_ros.nodes NODE`: run_node_executable(NODE)
 
 _requests: list[int] = []
-_launch_parent: int | None = None  # pid of the `ros2 launch` (or launch_test) that started this node, if one did
+_launch_parent: int | None = None  # pid of the `ros2 launch` (or launch_test) this node belongs to; 0: none
 _starting = True  # until run_node spins the built node: it has sent nothing yet that a stop must undo
 
 
@@ -62,13 +62,27 @@ def catch_stop_signals() -> None:
     for sig in STOP_SIGNALS:
         signal.signal(sig, _record)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    if _launch_parent is None and _started_by_launch(os.getppid()):
-        _launch_parent = os.getppid()
+    if _launch_parent is None:
+        _launch_parent = _launcher()
 
 
-def _started_by_launch(ppid: int) -> bool:
+def _launcher() -> int:
+    """The pid of the `ros2 launch` this node belongs to, 0 if none: its parent when that is launch, else the
+    leader of its process group (launch's children share its group) when that is not this process. A launch
+    that was SIGTERMed while this node was still starting may already be gone: the group leader's pid
+    remains the node's pgid, so the node still knows whose it was."""
+    parent = os.getppid()
+    if _started_by_launch(parent):
+        return parent
+    group = os.getpgid(0)
+    if group != os.getpid() and (_started_by_launch(group) or not _alive(group)):
+        return group
+    return 0
+
+
+def _started_by_launch(pid: int) -> bool:
     try:
-        with open(f"/proc/{ppid}/cmdline", "rb") as f:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
     except OSError:
         return False
@@ -76,11 +90,19 @@ def _started_by_launch(ppid: int) -> bool:
     return "launch_test" in names or ("ros2" in names and b"launch" in argv[1:4])
 
 
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"  # a zombie has exited
+    except (OSError, IndexError):
+        return False
+
+
 def launch_gone() -> bool:
     """True when the `ros2 launch` that started this node has exited: upstream launch answers SIGTERM by
     cancelling itself without signalling its processes ("using SIGTERM can result in orphaned processes"),
     so a node it started stops on its own then, the same clean way as on SIGINT."""
-    return _launch_parent is not None and os.getppid() != _launch_parent
+    return bool(_launch_parent) and not _alive(_launch_parent)
 
 
 def block_stop_signals() -> None:

@@ -137,7 +137,7 @@ def run_node(make_node, name: str, args=None) -> int:
     from rclpy.signals import SignalHandlerOptions
 
     limit_math_threads()
-    if stop_requested():  # stopped while importing (a node run in-process): nothing was started
+    if stop_requested() or launch_gone():  # stopped, or its launch gone, while importing: nothing was started
         return 0
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = executor = None
