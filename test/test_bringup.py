@@ -127,7 +127,7 @@ def test_cli_errors_and_dry_run(run_warpd, tmp_path):
     proc = run_warpd("bringup", "sim", "--dry-run", "--domain-id", "17", "--set", "warpd_sim.task=reach_around")
     assert proc.returncode == 0, proc.stderr
     assert "ROS_DOMAIN_ID=17, discovery LOCALHOST" in proc.stdout
-    assert "-m warpd_ros.nodes.sim --ros-args -r __node:=warpd_sim --params-file" in proc.stdout
+    assert "-m warpd_ros.nodes warpd_sim --ros-args -r __node:=warpd_sim --params-file" in proc.stdout
     assert "-p task:=reach_around" in proc.stdout
     help_ = run_warpd("bringup", "--help")
     assert help_.returncode == 0 and "SIGINT" in help_.stdout and "--duration" in help_.stdout
