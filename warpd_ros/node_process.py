@@ -123,6 +123,11 @@ def run_node_executable(node: str, args=None) -> int:
     """Entry point of a node executable (scripts/warpd_*, `python -m warpd_ros.nodes NODE`): catch stop
     signals first, then import the node's module (seconds, for torch) and run its main()."""
     catch_stop_signals()
+    # Before numpy/torch load: their thread pools are sized when they load. One thread each is faster and
+    # predictable for a policy's small matmuls and a plan on a busy machine (run_node's limit_math_threads
+    # also caps pools at run time, for nodes run with `python -m warpd_ros.nodes.<node>`).
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     from warpd_ros.graph import NODES  # light (yaml, names): the node's heavy imports come after
 
     if node not in NODES:
