@@ -26,9 +26,10 @@ for distro in $DISTROS; do
     *) echo "[test] unknown distro $distro (kilted, jazzy)" >&2; exit 2 ;; esac
   WARPD_VENV="$venv" WARPD_QUIET=1 bash scripts/setup.sh
   echo "[test] ROS 2 $distro: ROS_DOMAIN_ID=$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$ROS_AUTOMATIC_DISCOVERY_RANGE"
-  rc=0
-  WARPD_VENV="$venv" "$venv/bin/python" -m pytest test "$@" 2>&1 | tee "$LOGS/pytest-$distro.log" || rc=$?
-  rc=${PIPESTATUS[0]}
+  set +e
+  WARPD_VENV="$venv" "$venv/bin/python" -m pytest test "$@" 2>&1 | tee "$LOGS/pytest-$distro.log"
+  rc=${PIPESTATUS[0]}  # pytest's status, not tee's
+  set -e
   [ "$rc" = 0 ] || [ "$rc" = 5 ] || status=1  # 5: no test selected (e.g. -k matched nothing)
   summary="$(grep -E '^=+ .*(passed|failed|error|skipped|deselected).* in [0-9.]+s' "$LOGS/pytest-$distro.log" | tail -n 1)"
   for kind in passed failed skipped; do
