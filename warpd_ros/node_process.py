@@ -114,11 +114,6 @@ def stop_requested() -> bool:
     return bool(_requests)
 
 
-def stop_signals() -> list[int]:
-    """The stop signals received so far, in order (for logs and tests)."""
-    return list(_requests)
-
-
 def run_node_executable(node: str, args=None) -> int:
     """Entry point of a node executable (scripts/warpd_*, `python -m warpd_ros.nodes NODE`): catch stop
     signals first, then import the node's module (seconds, for torch) and run its main()."""
