@@ -93,11 +93,11 @@ def test_remappings_and_node_choice_come_from_the_graph_entry(tmp_path):
     path.write_text(yaml.safe_dump(data))
     specs = load_graph("hil", path)
     assert [s.name for s in specs] == ["warpd_controller", "warpd_planner"]  # start order is fixed
-    assert all(s.remappings == {"/joint_states": "/arm/joint_states"} for s in specs)
+    assert all(s.remappings == {"joint_states": "/arm/joint_states"} for s in specs)
     argv = plan("hil", path, [("warpd_planner", "diffusion_steps", "5")])[1].argv
     assert argv[:4] == [sys.executable, "-m", "warpd_ros.nodes", "warpd_planner"]
     assert argv[4:] == ["--ros-args", "-r", "__node:=warpd_planner", "--params-file", str(path.resolve()),
-                        "-p", "diffusion_steps:=5", "-r", "/joint_states:=/arm/joint_states"]
+                        "-p", "diffusion_steps:=5", "-r", "joint_states:=/arm/joint_states"]
 
 
 @pytest.mark.ros

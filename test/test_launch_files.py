@@ -7,12 +7,14 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO
 from warpd_ros.bringup import plan
+from warpd_core.errors import WarpdError
 from warpd_ros.graph import KINDS, NODES
 
 LAUNCH_FILES = {kind: REPO / "launch" / f"{kind}.launch.py" for kind in KINDS}
@@ -68,8 +70,10 @@ exec(compile(open(sys.argv[1]).read(), sys.argv[1], "exec"), namespace)
 description = namespace["generate_launch_description"]()
 arguments = {e.name: e.default_value for e in description.entities if isinstance(e, DeclareLaunchArgument)}
 configurations = dict(arguments)
-if len(sys.argv) > 3:
+if len(sys.argv) > 3 and sys.argv[3]:
     configurations["config"] = sys.argv[3]
+if len(sys.argv) > 4:
+    configurations["namespace"] = sys.argv[4]
 context = Context(configurations)
 nodes = []
 for entity in description.entities:
@@ -82,9 +86,9 @@ print(json.dumps({"arguments": arguments, "nodes": nodes}))
 '''
 
 
-def _launch(kind, share, config=None):
-    argv = [sys.executable, "-c", FAKE_LAUNCH, str(LAUNCH_FILES[kind]), str(share)]
-    proc = subprocess.run(argv + ([str(config)] if config else []), capture_output=True, text=True,
+def _launch(kind, share, config=None, namespace=None):
+    argv = [sys.executable, "-c", FAKE_LAUNCH, str(LAUNCH_FILES[kind]), str(share), str(config or "")]
+    proc = subprocess.run(argv + ([namespace] if namespace is not None else []), capture_output=True, text=True,
                           timeout=60, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -150,7 +154,7 @@ def test_launch_file_starts_what_bringup_starts(kind, tmp_path):
     installed_config = share / "warpd_ros" / "config" / f"{kind}.yaml"
     installed_config.write_text((REPO / "config" / f"{kind}.yaml").read_text())
     result = _launch(kind, share)  # the default: the installed share/warpd_ros/config file
-    assert result["arguments"] == {"config": str(installed_config)}
+    assert result["arguments"] == {"config": str(installed_config), "namespace": ""}
     nodes = result["nodes"]
     installed = _installed_programs()
     assert all(n["package"] == "warpd_ros" and n["executable"] in installed for n in nodes)
@@ -165,16 +169,39 @@ def test_launch_and_bringup_agree_on_a_custom_config_with_remappings(tmp_path):
     data["warpd_graph"]["ros__parameters"] = {
         "nodes": ["warpd_planner", "warpd_controller"],  # a real robot: no emulator
         "remappings": {"joint_states": "/arm/joint_states", "joint_commands": "/arm_velocity_controller/commands",
-                       "task_features": "/warpd/task_features"},  # the default name: no remapping
+                       "task_features": "warpd/task_features"},  # the default name: no remapping
     }
     config = tmp_path / "robot.yaml"
     config.write_text(yaml.safe_dump(data))
     nodes = _launch("hil", tmp_path / "share", config)["nodes"]
     assert [n["name"] for n in nodes] == ["warpd_controller", "warpd_planner"]
-    expected = [["/joint_states", "/arm/joint_states"],
-                ["/forward_velocity_controller/commands", "/arm_velocity_controller/commands"]]
+    expected = [["joint_states", "/arm/joint_states"],
+                ["forward_velocity_controller/commands", "/arm_velocity_controller/commands"]]
     assert all(sorted(map(list, n["remappings"])) == sorted(expected) for n in nodes)
     assert _launch_view(nodes) == _bringup_view("hil", config)
+
+
+def test_namespace_argument_puts_every_node_under_it_with_its_parameters(tmp_path):
+    """`namespace:=r1` and `warpd bringup --namespace r1` start the same nodes in /r1, each reading a params
+    file whose entries are keyed /r1/<node>: rcl would not apply a bare `warpd_controller:` entry there."""
+    config = REPO / "config" / "sim.yaml"
+    nodes = _launch("sim", tmp_path / "share", config, "r1")["nodes"]
+    children = plan("sim", config, namespace="r1")
+    assert [n["namespace"] for n in nodes] == ["/r1"] * 3
+    assert all(c.argv[c.argv.index("__ns:=/r1") - 1] == "-r" for c in children)
+    original = yaml.safe_load(config.read_text())
+    for params_file in [n["parameters"][0] for n in nodes] + [c.argv[c.argv.index("--params-file") + 1]
+                                                              for c in children]:
+        rekeyed = yaml.safe_load(Path(params_file).read_text())
+        for name in ("warpd_sim", "warpd_controller", "warpd_planner"):
+            assert rekeyed[f"/r1/{name}"] == original[name]
+    assert plan("sim", config, namespace="")[0].argv == plan("sim", config)[0].argv  # none: unchanged
+
+
+@pytest.mark.parametrize("bad", ["1robot", "r 1", "r1/../x", "r-1"])
+def test_a_bad_namespace_is_refused_with_the_rule(bad):
+    with pytest.raises(WarpdError, match="not a valid ROS namespace"):
+        plan("sim", REPO / "config" / "sim.yaml", namespace=bad)
 
 
 def test_launch_file_reports_a_bad_config(tmp_path):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from warpd_core.errors import WarpdError
-from warpd_ros.graph import KINDS, default_config, load_graph, remapping_args
+from warpd_ros.graph import KINDS, check_namespace, default_config, load_graph, namespaced_config, remapping_args
 from warpd_ros.keygen import provide_graph_keys
 from warpd_ros.node_process import NODE_ENTRY, block_stop_signals
 from warpd_ros.ros_env import loopback_environment, parse_domain_id, require_ros
@@ -50,6 +50,7 @@ examples:
   warpd bringup sim --set warpd_sim.perturbation_level=0.5 --set warpd_planner.diffusion_steps=5
   warpd bringup hil --set warpd_driver_emulator.latency_s=0.01
   warpd bringup hil --config my_robot.yaml --network  talk to drivers on other machines
+  warpd bringup sim --namespace r1 --set warpd_sim.seed=100   a second robot beside one in /r2
   warpd bringup sim --dry-run                         print the node commands only
 
 exit status: 0 after a clean stop; 1 when a node had to be terminated or killed; 2 when a node
@@ -101,6 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                         metavar="NODE.PARAM=VALUE",
                         help="override one parameter of one node (YAML value syntax, as `-p` takes); repeatable")
+    parser.add_argument("--namespace", default="", metavar="NS",
+                        help="run every node in namespace NS (e.g. r1): topics become /NS/joint_states, "
+                             "/NS/warpd/policy_weights, ..., so several robots share one domain (default: none)")
     parser.add_argument("--domain-id", type=parse_domain_id, default=None,
                         help="ROS_DOMAIN_ID for every node (default: inherit)")
     parser.add_argument("--network", action="store_true",
@@ -110,10 +114,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print each node's command and exit")
 
 
-def plan(kind: str, config: Path | None = None, overrides=(), python: str = sys.executable) -> list[Child]:
-    """The command line of every node of the graph (no process is started)."""
+def plan(kind: str, config: Path | None = None, overrides=(), python: str = sys.executable,
+         namespace: str = "") -> list[Child]:
+    """The command line of every node of the graph (no process is started). With a `namespace` every
+    node runs in it, reading a copy of the config keyed by the nodes' full names (namespaced_config)."""
     config = Path(config if config is not None else default_config(kind)).resolve()
     specs = load_graph(kind, config)
+    namespace = check_namespace(namespace)
+    params_file = namespaced_config(config, namespace) if namespace else config
+    ns_args = ["-r", f"__ns:={namespace}"] if namespace else []
     names = [s.name for s in specs]
     per_node: dict[str, list[str]] = {name: [] for name in names}
     for node, param, value in overrides:
@@ -122,7 +131,8 @@ def plan(kind: str, config: Path | None = None, overrides=(), python: str = sys.
                              f"its nodes: {', '.join(names)}")
         per_node[node] += ["-p", f"{param}:={value}"]
     return [Child(spec.name, [python, "-m", NODE_ENTRY, spec.name, "--ros-args", "-r", f"__node:={spec.name}",
-                              "--params-file", str(config), *per_node[spec.name], *remapping_args(spec)])
+                              *ns_args, "--params-file", str(params_file), *per_node[spec.name],
+                              *remapping_args(spec)])
             for spec in specs]
 
 
@@ -280,11 +290,13 @@ def _raise_stop(signum, frame):
 
 
 def run(args: argparse.Namespace) -> int:
-    children = plan(args.kind, args.config, args.overrides)
+    children = plan(args.kind, args.config, args.overrides, namespace=args.namespace)
     env = _environment(args)
-    config = children[0].argv[children[0].argv.index("--params-file") + 1]
+    config = Path(args.config if args.config is not None else default_config(args.kind)).resolve()
+    namespace = check_namespace(args.namespace)
     discovery = "discovery beyond this machine" if args.network else "discovery LOCALHOST"
-    header = (f"{args.kind} graph from {config}: {', '.join(c.name for c in children)}; "
+    header = (f"{args.kind} graph from {config}: {', '.join(c.name for c in children)}"
+              f"{f' in namespace {namespace}' if namespace else ''}; "
               f"ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0 (default)')}, {discovery}")
     if args.dry_run:
         print(header)

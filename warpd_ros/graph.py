@@ -30,6 +30,9 @@ it is fixed in ``NODES`` below.
 """
 from __future__ import annotations
 
+import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,6 +185,43 @@ def _remappings(entries, path: Path) -> dict:
         if target != TOPICS[key]:
             remappings[TOPICS[key]] = target
     return remappings
+
+
+_NAMESPACE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_namespace(text: str) -> str:
+    """A graph's namespace in its absolute form ("r1" -> "/r1", "" -> ""), or WarpdError saying why not.
+
+    The nodes' relative topic names then resolve under it (/r1/joint_states, /r1/warpd/policy_weights),
+    so several robots share one ROS domain; ROS name rules: tokens of letters, digits and _,
+    not starting with a digit, separated by /."""
+    stripped = text.strip().strip("/")
+    if not stripped:
+        return ""
+    bad = [t for t in stripped.split("/") if not _NAMESPACE_TOKEN.fullmatch(t)]
+    if bad:
+        raise WarpdError(f"namespace {text!r} is not a valid ROS namespace (bad part {bad[0]!r})",
+                         "use letters, digits and _ separated by /, not starting with a digit, e.g. r1 or fleet/r1")
+    return "/" + stripped
+
+
+def namespaced_config(config: str | Path, namespace: str, directory: str | Path | None = None) -> Path:
+    """A copy of params file `config` whose node entries are keyed by the nodes' full names.
+
+    rcl applies an entry `warpd_controller:` only to /warpd_controller: in namespace /r1 the node is
+    /r1/warpd_controller and would silently run on its defaults. The copy (written to `directory`,
+    default the temp directory) keys every node entry as /r1/<node>; the graph's own entries stay."""
+    namespace = check_namespace(namespace)
+    params = read_params_file(config)
+    entries = {(name if not namespace or name in TOOL_KEYS or name.startswith("/") else f"{namespace}/{name}"):
+               {"ros__parameters": values} for name, values in params.items()}
+    directory = Path(directory) if directory is not None else Path(tempfile.gettempdir())
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"warpd_ros{namespace.replace('/', '_')}_{Path(config).stem}_{os.getpid()}.yaml"
+    out.write_text(f"# {Path(config).resolve()} with node entries for namespace {namespace or '/'}"
+                   f" (written by warpd_ros.graph.namespaced_config)\n" + yaml.safe_dump(entries, sort_keys=False))
+    return out
 
 
 def remapping_args(spec: NodeSpec) -> list[str]:

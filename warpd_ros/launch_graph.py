@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 
-from warpd_ros.graph import load_graph
+from warpd_ros.graph import check_namespace, load_graph, namespaced_config
 
 
 def launch_description(kind: str):
     """`ros2 launch` description of graph `kind` with a `config` argument (default: the installed
-    share/warpd_ros/config/<kind>.yaml), passed unchanged to every node."""
+    share/warpd_ros/config/<kind>.yaml), passed unchanged to every node, and a `namespace` argument
+    (default none) that puts every node, and so every relative topic, under it; the nodes then read
+    a copy of the config keyed by their full names (warpd_ros.graph.namespaced_config)."""
     from ament_index_python.packages import get_package_share_directory
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -21,13 +23,18 @@ def launch_description(kind: str):
 
     def nodes(context):
         config = LaunchConfiguration("config").perform(context)
-        return [Node(package="warpd_ros", executable=spec.executable, name=spec.name, output="screen",
-                     parameters=[config], remappings=list(spec.remappings.items()))
+        namespace = check_namespace(LaunchConfiguration("namespace").perform(context))
+        params_file = str(namespaced_config(config, namespace)) if namespace else config
+        return [Node(package="warpd_ros", executable=spec.executable, name=spec.name, namespace=namespace or None,
+                     output="screen", parameters=[params_file], remappings=list(spec.remappings.items()))
                 for spec in load_graph(kind, config)]
 
     default = os.path.join(get_package_share_directory("warpd_ros"), "config", f"{kind}.yaml")
     return LaunchDescription([
         DeclareLaunchArgument("config", default_value=default,
                               description=f"ROS params file of the {kind} graph (nodes, parameters, remappings)"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of every node and topic, e.g. r1 (several robots in one "
+                                          "domain); default: none"),
         OpaqueFunction(function=nodes),
     ])

@@ -1,14 +1,19 @@
-"""Topic and service names of the warpd_ros graph, in one place.
+"""Topic names of the warpd_ros graph, in one place.
 
-Defaults follow ros2_control so a real robot plugs in by remapping, not by code changes:
-`joint_state_broadcaster` publishes /joint_states, and a velocity `forward_command_controller`
-named forward_velocity_controller listens on /forward_velocity_controller/commands.
+Relative names, as ROS convention asks: each resolves in its node's namespace, so
+`warpd bringup sim --namespace r1` (or `ros2 launch ... namespace:=r1`) puts a whole graph under /r1
+and several robots share one domain without crosstalk. In the root namespace they are the
+ros2_control defaults, so a real robot plugs in by remapping, not by code changes:
+`joint_state_broadcaster` publishes /joint_states, and a velocity `forward_command_controller` named
+forward_velocity_controller listens on /forward_velocity_controller/commands.
+/diagnostics stays absolute: it is the one topic a diagnostic aggregator reads for every robot
+(each status names its node in full in hardware_id).
 """
 
-JOINT_STATES = "/joint_states"  # sensor_msgs/JointState: positions + velocities of the robot's joints
-JOINT_COMMANDS = "/forward_velocity_controller/commands"  # std_msgs/Float64MultiArray, one value per joint
-TASK_FEATURES = "/warpd/task_features"  # std_msgs/Float64MultiArray: observation entries beyond the joints (goal)
-POLICY_WEIGHTS = "/warpd/policy_weights"  # warpd_ros/PolicyWeights: the policy-swap topic
-CONTROLLER_STATUS = "/warpd/controller_status"  # warpd_ros/ControllerStatus, ~10 Hz
-EPISODE_EVENTS = "/warpd/episode_events"  # warpd_ros/EpisodeEvent: sim resets, successes, timeouts, pushes
+JOINT_STATES = "joint_states"  # sensor_msgs/JointState: positions + velocities of the robot's joints
+JOINT_COMMANDS = "forward_velocity_controller/commands"  # std_msgs/Float64MultiArray, one value per joint
+TASK_FEATURES = "warpd/task_features"  # std_msgs/Float64MultiArray: observation entries beyond the joints (goal)
+POLICY_WEIGHTS = "warpd/policy_weights"  # warpd_ros/PolicyWeights: the policy-swap topic
+CONTROLLER_STATUS = "warpd/controller_status"  # warpd_ros/ControllerStatus, ~10 Hz
+EPISODE_EVENTS = "warpd/episode_events"  # warpd_ros/EpisodeEvent: sim resets, successes, timeouts, pushes
 DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray, ~10 Hz
