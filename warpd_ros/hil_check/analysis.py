@@ -168,7 +168,7 @@ def swap_latencies(samples: Samples, t0: int, t1: int, controller: dict, blind=(
     seen it first), while the previous policy computes something else for every one of them.
     """
     result = {"policies_seen": 0, "measured": 0, "ambiguous": 0, "not_found": 0, "blind": 0, "latencies_ms": [],
-              "receive_to_switch_ms": []}
+              "receive_to_switch_ms": [], "switches": []}
     if controller.get("swap_mode") == "shadow":
         result["why"] = "the controller is in swap_mode shadow (new policies do not drive until promoted)"
         return result
@@ -249,8 +249,23 @@ def swap_latencies(samples: Samples, t0: int, t1: int, controller: dict, blind=(
         result["measured"] += 1
         result["latencies_ms"].append((found - stamp) * 1e-6)
         result["receive_to_switch_ms"].append((found - recv) * 1e-6)
+        result["switches"].append((stamp, found))  # ns: the policy's stamp, its first command received here
     result["stats_ms"] = percentiles(result["latencies_ms"])
     return result
+
+
+def policy_age_at_commands(switches, cmd_recv: np.ndarray, t0: int, t1: int) -> np.ndarray:
+    """Plan-to-command age, ms: for each command received in [t0, t1] after the first measured swap, the
+    time since the stamp of the policy that computed it (the latest one whose first command came at or
+    before it). What a robot runs is this old; an unmeasured swap counts toward its predecessor's age."""
+    if not switches:
+        return np.zeros(0)
+    switches = sorted(switches, key=lambda s: s[1])
+    found = np.array([f for _, f in switches], dtype=np.int64)
+    stamps = np.array([s for s, _ in switches], dtype=np.int64)
+    recv = cmd_recv[(cmd_recv >= max(t0, int(found[0]))) & (cmd_recv <= t1)]
+    which = np.searchsorted(found, recv, side="right") - 1
+    return (recv - stamps[which]) * 1e-6
 
 
 def hold_reaction(fault: dict, state_recv: np.ndarray, commands: list, cmd_recv: np.ndarray, blind=()) -> dict:
