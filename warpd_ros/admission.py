@@ -5,18 +5,26 @@ controller calls without importing (and starting the set-up of) a node.
 """
 from __future__ import annotations
 
+from warpd_core.errors import PolicyValidationError
+from warpd_core.runtime.compute_budget import REASON_COMPUTE, ComputeBudget
 from warpd_core.runtime.signing import PolicyVerifier
 from warpd_core.runtime.swap import ActivePolicy, ControllerSpec, check_policy
 from warpd_ros.conversions import msg_to_policy
 
 
 def admit_policy(msg, spec: ControllerSpec, now_ns: int, last_accepted: dict,
-                 verifier: PolicyVerifier) -> ActivePolicy:
+                 verifier: PolicyVerifier, budget: ComputeBudget | None = None) -> ActivePolicy:
     """A received PolicyWeights as a policy ready to run, or PolicyValidationError with a reason code.
 
     The conversion is done without validation: check_policy authenticates first, then validates, so
-    nothing of an unauthenticated message is interpreted.
+    nothing of an unauthenticated message is interpreted. Then the `budget`: a policy whose forward
+    would not fit the control period is refused (over_compute_budget) before its runtime is built.
     """
     policy = msg_to_policy(msg, validate=False)
     check_policy(policy, spec, now_ns, last_accepted, verifier)
+    if budget is not None:
+        why = budget.refusal(policy.architecture.layer_sizes)
+        if why is not None:
+            raise PolicyValidationError(REASON_COMPUTE, why, "plan smaller policies, lower control_rate_hz, or "
+                                                             "raise compute_budget if this host has the headroom")
     return ActivePolicy.from_policy(policy)

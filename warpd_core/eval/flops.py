@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from warpd_core.runtime.compute_budget import mlp_matmul_flops  # noqa: F401  (re-exported: one home, in runtime)
+
 
 def count_flops(fn: Callable, *args, **kwargs) -> int:
     """Total FLOPs (2 per multiply-add; element-wise ops not counted) of fn(*args, **kwargs)."""
@@ -66,11 +68,6 @@ class MethodCost:
         if self.planner_seconds is None or self.step_seconds is None:
             return None
         return self.planner_seconds / action_horizon + self.step_seconds
-
-
-def mlp_matmul_flops(layer_sizes) -> int:
-    """2 * sum(in * out): the matrix products of one MLP forward for one observation."""
-    return sum(2 * i * o for i, o in zip(layer_sizes[:-1], layer_sizes[1:]))
 
 
 def warpd_cost(model, task: str, steps: int | None = None, timing: bool = False, repeats: int = 20) -> MethodCost:

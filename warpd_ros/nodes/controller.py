@@ -7,8 +7,23 @@ joint) is clipped to ±action_limit and published on JOINT_COMMANDS at `control_
 Subscribes JOINT_STATES, TASK_FEATURES and POLICY_WEIGHTS; publishes ControllerStatus and a
 DiagnosticArray at `status_rate_hz`; service `~/promote_shadow` (std_srvs/Trigger).
 
+A managed (lifecycle) node, as ros2_control users expect; transitions through the standard
+lifecycle services (`ros2 lifecycle set /warpd_controller configure`, ...):
+- unconfigured: parameters declared (rqt shows them), status says why nothing is commanded.
+- configure: parameters, limits, signing key, policy contract, the compute budget (this host's MLP
+  speed measured once, warpd_core/runtime/compute_budget.py); subscriptions. Nothing is commanded.
+- activate: refused (FAILURE, the reason in the log and in ControllerStatus.mode_reason) unless a
+  valid joint state newer than stale_timeout_s is at hand; then the control loop starts.
+- deactivate: one hold command, then no more commands; policies are dropped.
+- cleanup: back to unconfigured. shutdown (from any state): hold first if active.
+`autostart` (default true; bringup and the launch files) configures at start and activates as soon
+as joint states are fresh, so the sim demo runs as it always did; with autostart false a HIL user
+keeps the controller unconfigured until they drive the transitions.
+
 Modes and swaps are decided in warpd_core/runtime/swap.py, and each tick's command (clip -> limits
 -> finite -> hold) in warpd_core/runtime/command_pipeline.py (no ROS there); this node is the glue:
+- A policy whose forward pass would not fit `compute_budget` of the control period on this host is
+  refused (over_compute_budget), so an oversized one never slows the loop down.
 - Every PolicyWeights is converted and validated in its own callback, never inside the control
   timer's, and installed with one reference assignment (PolicySlot), so a tick runs
   either the old policy or the new one. A bad policy is counted with its reason and the active
@@ -44,9 +59,10 @@ from collections import deque
 
 import numpy as np
 
-from warpd_core.errors import PolicyValidationError
+from warpd_core.errors import PolicyValidationError, WarpdError
 from warpd_core.runtime.command_limits import JointLimits
 from warpd_core.runtime.command_pipeline import REASON_NO_POLICY, CommandPipeline, Mode, inputs_ok
+from warpd_core.runtime.compute_budget import ComputeBudget, measure_budget
 from warpd_core.runtime.signing import PolicyVerifier, load_key
 from warpd_core.runtime.swap import ActivePolicy, ControllerSpec, LoopTimer, PolicySlot, decide_mode, state_time_ns
 from warpd_ros.params import Param, declare_parameters
@@ -58,7 +74,7 @@ rclpy = require_ros()
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
 from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.duration import Duration  # noqa: E402
-from rclpy.node import Node  # noqa: E402
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -74,12 +90,23 @@ NODE_NAME = "warpd_controller"
 SWAP_SLACK_NS = 500_000  # handle a PolicyWeights at once only if the next tick is further away than this
 SWAP_RUN, SWAP_SHADOW = "run", "shadow"
 REASON_SHUTDOWN = "controller shutting down"
+REASON_UNCONFIGURED = "unconfigured (lifecycle)"
+REASON_INACTIVE = "inactive (lifecycle)"
+REASON_FINALIZED = "finalized (lifecycle)"
+AUTOSTART_RETRY_S = 0.05  # autostart: how often activation looks for fresh joint states
 PARAMS = [
     Param("joint_names", ["shoulder", "elbow", "wrist"],
           "Joints the policy observes and commands, in observation/command order.", read_only=True),
     Param("n_task_features", 2, "Observation entries after [q, qd] (from the task features topic).",
           min=0, max=1024, read_only=True),
-    Param("control_rate_hz", 1000.0, "Control loop rate (Hz); a change re-creates the timer.", min=1.0, max=2000.0),
+    Param("autostart", True, "Configure at start and activate once joint states are fresh (what bringup and the "
+          "launch files do). false: stay unconfigured until a lifecycle transition (ros2 lifecycle set ...).",
+          read_only=True),
+    Param("control_rate_hz", 1000.0, "Control loop rate (Hz); a change re-creates the timer. Refused while the "
+          "active policy would not fit the new period (compute_budget).", min=1.0, max=2000.0),
+    Param("compute_budget", 0.1, "Share of the control period one policy forward may take, as predicted from "
+          "this host's measured MLP speed; a policy over it is refused (over_compute_budget). The rest of the "
+          "period goes to the tick itself, joint states, swaps and status.", min=0.01, max=1.0),
     Param("stale_timeout_s", 0.1, "HOLD when the newest joint state is older than this (s): by its header stamp "
           "(see check_state_stamps) or, if later, by when it arrived.", min=0.001, max=5.0),
     Param("check_state_stamps", True,
@@ -142,36 +169,50 @@ def _validate(name: str, value) -> str | None:
     return None
 
 
-class ControllerNode(Node):
+class ControllerNode(LifecycleNode):
+    """A managed node, as ros2_control users expect (the lifecycle is in the module docstring)."""
+
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
-        p = declare_parameters(self, PARAMS, self._on_params, _validate)
-        self._spec = ControllerSpec(tuple(p["joint_names"]), int(p["n_task_features"]), float(p["max_clock_skew_s"]),
-                                    float(p["max_policy_age_s"]))
-        self._limits = JointLimits.create(self._spec.joint_names, **{k: p[k] for k in LIMIT_PARAMS})
-        key = load_key(p["signing_key_file"]) if p["signing_key_file"] else None
-        self._verifier = PolicyVerifier(key, bool(p["require_signature"]))
-        self._joints = JointIndex(self._spec.joint_names)
-        self._n = len(self._spec.joint_names)
-        self._stale_timeout_s = float(p["stale_timeout_s"])
-        self._check_state_stamps = bool(p["check_state_stamps"])
-        self._swap_mode = p["swap_mode"]
+        p = declare_parameters(self, PARAMS, self._on_params, self._check_change)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._control_rate_hz = float(p["control_rate_hz"])
-        # clip -> limits -> finite -> hold, one immutable object replaced on a parameter change
-        self._pipeline = CommandPipeline(self._limits, float(p["action_limit"]), 1.0 / self._control_rate_hz,
-                                         p["hold_mode"], self._stale_timeout_s)
         self._status_rate_hz = float(p["status_rate_hz"])
+        self._pipeline: CommandPipeline | None = None  # set while configured: the mark of "configured"
+        self._cmd_pub = self._control_timer = self._swap_timer = self._autostart_timer = None
+        self._inputs: list = []  # the subscriptions, created on configure
+        self._lifecycle_reason = REASON_UNCONFIGURED
+        self._configure_error: Exception | None = None
+        self._reset_bookkeeping()
 
-        # Inputs (written by subscription callbacks, read by the tick; each a single reference).
+        # Status and diagnostics in every state: they say why nothing is commanded.
+        self._status_pub = self.create_publisher(ControllerStatus, topics.CONTROLLER_STATUS, STATUS_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
+        self.create_service(Trigger, "~/promote_shadow", self._on_promote)
+        self._status_timer = self.create_timer(1.0 / self._status_rate_hz, self._on_status, clock=self._steady)
+        self._realtime_request = (int(p["realtime_priority"]), int(p["cpu"]), bool(p["lock_memory"]))
+        self._realtime = "off"
+        if self._realtime_request != (0, -1, False):
+            # Once the executor and its threads exist (they are created after this constructor).
+            self._realtime_timer = self.create_timer(0.05, self._apply_realtime, clock=self._steady)
+        if p["autostart"]:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise self._configure_error  # the process ends with its message and hint
+            # activate as soon as joint states are fresh (activation refuses stale ones)
+            self._autostart_timer = self.create_timer(AUTOSTART_RETRY_S, self._autostart_activate, clock=self._steady)
+        else:
+            self.get_logger().info("autostart is off: unconfigured until a lifecycle transition "
+                                   f"(ros2 lifecycle set {self.get_fully_qualified_name()} configure, then activate)")
+
+    def _reset_bookkeeping(self) -> None:
+        """Policies, inputs and counters as at start: after construction and after cleanup."""
         self._q = self._qd = None
-        self._task = np.zeros(0) if self._spec.n_task_features == 0 else None
+        self._task = None
         self._obs: np.ndarray | None = None
         self._last_state_ns: int | None = None
         self._joint_error: str | None = None
-        self._task_error: str | None = "task_features_missing" if self._task is None else None
-        self._input_error: str | None = self._task_error
-
-        # Policies and bookkeeping.
+        self._task_error: str | None = None
+        self._input_error: str | None = None
         self._slot = PolicySlot()
         self._last_accepted: dict[str, int] = {}
         self._accepted = self._rejected = 0
@@ -185,37 +226,172 @@ class ControllerNode(Node):
         self._swap_work_max_us = self._swap_delay_max_ms = 0.0
         self._last_warning: dict[str, float] = {}
         self._pending_policies: deque[PolicyWeights] = deque()
-        self._mode, self._mode_reason = Mode.HOLD, REASON_NO_POLICY
+        self._mode, self._mode_reason = Mode.HOLD, self._lifecycle_reason
         self._last_command: np.ndarray | None = None
-        self._published = np.zeros(self._n)  # the last command sent (a HOLD sends zeros first)
+        self._published = None  # the last command sent (a HOLD sends zeros first)
         self._last_command_ns: int | None = None
         self._loop = LoopTimer(self._control_rate_hz)
-        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
 
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Read the parameters, build limits, key, pipeline and compute budget; subscribe. Nothing is commanded."""
+        p = {param.name: self.get_parameter(param.name).value for param in PARAMS}
+        try:
+            spec = ControllerSpec(tuple(p["joint_names"]), int(p["n_task_features"]), float(p["max_clock_skew_s"]),
+                                  float(p["max_policy_age_s"]))
+            limits = JointLimits.create(spec.joint_names, **{k: p[k] for k in LIMIT_PARAMS})
+            key = load_key(p["signing_key_file"]) if p["signing_key_file"] else None
+            verifier = PolicyVerifier(key, bool(p["require_signature"]))
+        except (WarpdError, ValueError) as exc:
+            self._configure_error = exc
+            self._lifecycle_reason = f"cannot configure: {exc}"
+            self.get_logger().error(self._lifecycle_reason)
+            return TransitionCallbackReturn.FAILURE
+        self._spec, self._limits = spec, limits
+        self._verifier = verifier
+        self._joints = JointIndex(spec.joint_names)
+        self._n = len(spec.joint_names)
+        self._stale_timeout_s = float(p["stale_timeout_s"])
+        self._check_state_stamps = bool(p["check_state_stamps"])
+        self._swap_mode = p["swap_mode"]
+        self._control_rate_hz = float(p["control_rate_hz"])
+        self._budget = measure_budget(spec.obs_dim, spec.action_dim, 1.0 / self._control_rate_hz,
+                                      float(p["compute_budget"]))
+        self._reset_bookkeeping()
+        self._task = np.zeros(0) if spec.n_task_features == 0 else None
+        self._task_error = self._input_error = "task_features_missing" if self._task is None else None
+        self._published = np.zeros(self._n)
+        # clip -> limits -> finite -> hold, one immutable object replaced on a parameter change
+        self._pipeline = CommandPipeline(limits, float(p["action_limit"]), 1.0 / self._control_rate_hz,
+                                         p["hold_mode"], self._stale_timeout_s)
         self._cmd_pub = self.create_publisher(Float64MultiArray, topics.JOINT_COMMANDS, COMMAND_QOS)
-        self._status_pub = self.create_publisher(ControllerStatus, topics.CONTROLLER_STATUS, STATUS_QOS)
-        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
-        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS)
-        self.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_task_features, TASK_FEATURES_QOS)
-        self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self._on_policy, policy_swap_qos())
-        self.create_service(Trigger, "~/promote_shadow", self._on_promote)
+        self._inputs = [
+            self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS),
+            self.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_task_features,
+                                     TASK_FEATURES_QOS),
+            self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self._on_policy, policy_swap_qos()),
+        ]
+        self._set_lifecycle_reason(REASON_INACTIVE)
+        self.get_logger().info(
+            f"configured: {list(spec.joint_names)} + {spec.n_task_features} task features at "
+            f"{self._control_rate_hz:g} Hz (obs {spec.obs_dim}, action {spec.action_dim}); compute budget "
+            f"{self._budget.summary()}; commands on {self.resolve_topic_name(topics.JOINT_COMMANDS)} once active")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start the control loop, but only on fresh, valid joint states: a loop started blind would
+        HOLD at once anyway, and an operator who activates a controller expects it to be able to act."""
+        why = self._activation_refusal()
+        if why is not None:
+            self._set_lifecycle_reason(f"activation refused: {why}")
+            self.get_logger().warning(self._lifecycle_reason)
+            return TransitionCallbackReturn.FAILURE
+        self._loop = LoopTimer(self._control_rate_hz)
+        self._mode, self._mode_reason = Mode.HOLD, REASON_NO_POLICY
         # A one-shot (reset by a tick, cancelled when it fires) that handles a queued policy right after
         # that tick. (The EventsExecutor does not support guard conditions.)
         self._swap_timer = self.create_timer(20e-6, self._on_swap_timer, clock=self._steady, autostart=False)
         self._control_timer = self.create_timer(1.0 / self._control_rate_hz, self._on_tick, clock=self._steady)
-        self._status_timer = self.create_timer(1.0 / self._status_rate_hz, self._on_status, clock=self._steady)
-        self._realtime_request = (int(p["realtime_priority"]), int(p["cpu"]), bool(p["lock_memory"]))
-        self._realtime = "off"
-        if self._realtime_request != (0, -1, False):
-            # Once the executor and its threads exist (they are created after this constructor).
-            self._realtime_timer = self.create_timer(0.05, self._apply_realtime, clock=self._steady)
-        self.get_logger().info(
-            f"controlling {list(self._spec.joint_names)} + {self._spec.n_task_features} task features at "
-            f"{self._control_rate_hz:g} Hz (obs {self._spec.obs_dim}, action {self._spec.action_dim}); "
-            f"HOLD until a valid policy arrives on {topics.POLICY_WEIGHTS}")
+        self.get_logger().info(f"active: commanding at {self._control_rate_hz:g} Hz; HOLD until a valid policy "
+                               f"arrives on {self.resolve_topic_name(topics.POLICY_WEIGHTS)}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Send the hold command, then stop publishing. The policies are dropped: one planned before the
+        pause must not resume after it, however long the pause was."""
+        self._stop_loop()
+        hold = self._send_hold()
+        self._slot = PolicySlot()
+        self._pending_policies.clear()
+        self._set_lifecycle_reason(REASON_INACTIVE)
+        self.get_logger().info(f"inactive: sent the hold command {hold.tolist()}, publishing no more commands")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._set_lifecycle_reason(REASON_UNCONFIGURED)
+        self._reset_bookkeeping()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._control_timer is not None:  # from active: hold before going
+            self._stop_loop()
+            self._send_hold()
+        self._release()
+        self._set_lifecycle_reason(REASON_FINALIZED)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised: hold if we were commanding, release everything, back to unconfigured."""
+        self.get_logger().error(f"error in lifecycle state {state.label}: holding and cleaning up")
+        return self.on_shutdown(state)
+
+    def _autostart_activate(self) -> None:
+        if self._pipeline is None or self._control_timer is not None:  # cleaned up or activated meanwhile
+            self._autostart_timer.cancel()
+            return
+        if self._activation_refusal() is None:
+            self._autostart_timer.cancel()
+            self.trigger_activate()
+
+    def _activation_refusal(self) -> str | None:
+        if self._last_state_ns is None:
+            return f"no joint state received on {self.resolve_topic_name(topics.JOINT_STATES)}"
+        if self._joint_error is not None:
+            return f"the newest joint state is unusable ({self._joint_error})"
+        age = (self._now_ns() - self._last_state_ns) * 1e-9
+        if age > self._stale_timeout_s:
+            return f"joint states are stale: the newest is {age:.2f} s old (stale_timeout_s {self._stale_timeout_s:g})"
+        return None
+
+    def _set_lifecycle_reason(self, reason: str) -> None:
+        self._lifecycle_reason = reason
+        self._mode, self._mode_reason = Mode.HOLD, reason
+
+    def _stop_loop(self) -> None:
+        for timer in (self._control_timer, self._swap_timer):
+            if timer is not None:
+                timer.cancel()
+                self.destroy_timer(timer)
+        self._control_timer = self._swap_timer = None
+
+    def _send_hold(self) -> np.ndarray:
+        hold = self._pipeline.hold(self._q, None, None, self._now_ns(), inputs_good=False)
+        if self.context.ok():
+            self._cmd_pub.publish(float64_array_msg(hold))
+        return hold
+
+    def _release(self) -> None:
+        """Drop what configure created (subscriptions, the command publisher)."""
+        self._stop_loop()
+        for sub in self._inputs:
+            self.destroy_subscription(sub)
+        self._inputs = []
+        if self._cmd_pub is not None:
+            self.destroy_publisher(self._cmd_pub)
+        self._cmd_pub, self._pipeline = None, None
 
     # ------------------------------------------------------------------ parameters
+    def _check_change(self, name: str, value) -> str | None:
+        """Refuse a change before it applies: bad values, and a control rate the active policy would not fit."""
+        reason = _validate(name, value)
+        if reason is None and name == "control_rate_hz" and getattr(self, "_pipeline", None) is not None:
+            active = self._slot.active
+            if active is not None:
+                reason = self._budget.with_period(1.0 / float(value)).refusal(active.executor.architecture.layer_sizes)
+                reason = f"the active policy would not fit: {reason}" if reason else None
+        return reason
+
     def _on_params(self, changes: dict) -> None:
+        """Live changes while configured; otherwise configure reads them (and the read-only ones)."""
+        if "status_rate_hz" in changes and float(changes["status_rate_hz"]) != self._status_rate_hz:
+            self._status_rate_hz = float(changes["status_rate_hz"])
+            self.destroy_timer(self._status_timer)
+            self._status_timer = self.create_timer(1.0 / self._status_rate_hz, self._on_status, clock=self._steady)
+        if self._pipeline is None:
+            if "control_rate_hz" in changes:
+                self._control_rate_hz = float(changes["control_rate_hz"])
+            return
         if "stale_timeout_s" in changes:
             self._stale_timeout_s = float(changes["stale_timeout_s"])
             self._pipeline = self._pipeline.with_changes(stale_timeout_s=self._stale_timeout_s)
@@ -225,6 +401,9 @@ class ControllerNode(Node):
             self._pipeline = self._pipeline.with_changes(hold_mode=changes["hold_mode"])
         if "action_limit" in changes:
             self._pipeline = self._pipeline.with_changes(action_limit=float(changes["action_limit"]))
+        if "compute_budget" in changes:
+            self._budget = ComputeBudget(self._budget.overhead_s, self._budget.flops_per_s, self._budget.period_s,
+                                         float(changes["compute_budget"]))
         if "max_clock_skew_s" in changes or "max_policy_age_s" in changes:
             spec = self._spec
             self._spec = ControllerSpec(spec.joint_names, spec.n_task_features,
@@ -238,14 +417,13 @@ class ControllerNode(Node):
                 self._slot.set_shadow(None)
         if "control_rate_hz" in changes and float(changes["control_rate_hz"]) != self._control_rate_hz:
             self._control_rate_hz = float(changes["control_rate_hz"])
-            self.destroy_timer(self._control_timer)
             self._loop.set_rate(self._control_rate_hz)
             self._pipeline = self._pipeline.with_changes(dt=1.0 / self._control_rate_hz)
-            self._control_timer = self.create_timer(1.0 / self._control_rate_hz, self._on_tick, clock=self._steady)
-        if "status_rate_hz" in changes and float(changes["status_rate_hz"]) != self._status_rate_hz:
-            self._status_rate_hz = float(changes["status_rate_hz"])
-            self.destroy_timer(self._status_timer)
-            self._status_timer = self.create_timer(1.0 / self._status_rate_hz, self._on_status, clock=self._steady)
+            self._budget = self._budget.with_period(1.0 / self._control_rate_hz)
+            if self._control_timer is not None:
+                self.destroy_timer(self._control_timer)
+                self._control_timer = self.create_timer(1.0 / self._control_rate_hz, self._on_tick,
+                                                        clock=self._steady)
 
     def _apply_realtime(self) -> None:
         self._realtime_timer.cancel()
@@ -272,13 +450,16 @@ class ControllerNode(Node):
         return self.get_clock().now().nanoseconds
 
     def on_stop(self) -> None:
-        """The last command before the process ends is the hold command (run_node calls this on
+        """While active, the last command before the process ends is the hold command (run_node calls this on
         SIGINT/SIGTERM while the context is still up), so no driver keeps executing a policy's last
-        velocity; waits briefly until subscribers have acknowledged it."""
-        for timer in (self._control_timer, self._swap_timer):
-            timer.cancel()
-        hold = self._pipeline.hold(self._q, None, None, self._now_ns(), inputs_good=False)
-        self._cmd_pub.publish(float64_array_msg(hold))
+        velocity; waits briefly until subscribers have acknowledged it. Inactive, nothing is sent: this
+        controller is not commanding the robot then, and must not start to on its way out."""
+        if self._autostart_timer is not None:
+            self._autostart_timer.cancel()
+        if self._control_timer is None:
+            return
+        self._stop_loop()
+        hold = self._send_hold()
         self._mode, self._mode_reason = Mode.HOLD, REASON_SHUTDOWN
         self._on_status()
         acked = self._cmd_pub.wait_for_all_acked(Duration(seconds=0.5))
@@ -343,7 +524,7 @@ class ControllerNode(Node):
         start = time.perf_counter_ns()
         now = self._now_ns()
         try:
-            candidate = admit_policy(msg, self._spec, now, self._last_accepted, self._verifier)
+            candidate = admit_policy(msg, self._spec, now, self._last_accepted, self._verifier, self._budget)
         except PolicyValidationError as exc:
             self._reject(exc.reason, str(exc), msg)
             return
@@ -460,6 +641,16 @@ class ControllerNode(Node):
         self._status_pub.publish(msg)
         self._diag_pub.publish(self._diagnostics(msg, timing))
 
+    def _configured_values(self) -> dict:
+        return {
+            "swap_mode": self._swap_mode, "hold_mode": self._pipeline.hold_mode,
+            "action_limit": f"{self._pipeline.action_limit:g}",
+            "require_signature": str(self._verifier.required).lower(),
+            "signing_key": "configured" if self._verifier.key is not None else "none",
+            **{k: " ".join(f"{v:g}" for v in getattr(self._limits, k)) for k in LIMIT_PARAMS},
+            "compute_budget": self._budget.summary(),
+        }
+
     def _diagnostics(self, status: ControllerStatus, timing: dict) -> DiagnosticArray:
         """OK while driving with a good loop; WARN in HOLD without a (valid) policy, on rejections or
         missed ticks in the window; ERROR in HOLD on bad or stale inputs, or non-finite actions."""
@@ -469,7 +660,11 @@ class ControllerNode(Node):
         new_missed = status.missed_ticks - self._missed_reported
         self._rejections_reported, self._nonfinite_reported = self._rejected, self._nonfinite_actions
         self._missed_reported = status.missed_ticks
-        if self._mode == Mode.HOLD:
+        if self._control_timer is None:  # not active: not commanding, by choice unless activation was refused
+            if self._mode_reason not in (REASON_UNCONFIGURED, REASON_INACTIVE, REASON_FINALIZED):
+                level = max(level, DiagnosticStatus.WARN)
+                problems.append(self._mode_reason)
+        elif self._mode == Mode.HOLD:
             bad_input = not inputs_ok(self._mode, self._mode_reason)
             level = max(level, DiagnosticStatus.ERROR if bad_input else DiagnosticStatus.WARN)
             problems.append(f"HOLD: {self._mode_reason}")
@@ -495,11 +690,8 @@ class ControllerNode(Node):
             "period_error_p99_us": f"{status.period_error_p99 * 1e6:.1f}",
             "period_error_max_us": f"{status.period_error_max * 1e6:.1f}",
             "missed_ticks": str(status.missed_ticks), "nonfinite_actions": str(self._nonfinite_actions),
-            "realtime": self._realtime, "swap_mode": self._swap_mode, "hold_mode": self._pipeline.hold_mode,
-            "action_limit": f"{self._pipeline.action_limit:g}",
-            "require_signature": str(self._verifier.required).lower(),
-            "signing_key": "configured" if self._verifier.key is not None else "none",
-            **{k: " ".join(f"{v:g}" for v in getattr(self._limits, k)) for k in LIMIT_PARAMS},
+            "lifecycle_state": self._state_machine.current_state[1], "realtime": self._realtime,
+            **(self._configured_values() if self._pipeline is not None else {}),
             "shadow_policy_id": str(status.shadow_policy_id) if self._slot.shadow is not None else "",
             "shadow_action_diff_max": f"{status.shadow_action_diff_max:.6g}",
             "shadow_nonfinite_actions": str(self._shadow_nonfinite),

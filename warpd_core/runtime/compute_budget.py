@@ -1,0 +1,92 @@
+"""What a policy may cost per control tick on this host, so an oversized one is refused, not run late.
+
+A well-formed policy can still be too big for the loop: hidden layers 1,400 wide (~2 M weights,
+inside the validator's size bound) took the 1 kHz sim graph down to 870 Hz. FLOPs alone do not
+say how long a forward takes (small MLPs are per-call overhead, large ones memory traffic), so the
+host is measured once: the numpy runtime the controller runs (MLPPolicy) is timed on a few MLP
+sizes for the given observation and action sizes, and a line `seconds = overhead + flops / rate`
+is fitted. A policy fits when its predicted forward time is within `fraction` of the control
+period. The controller checks every candidate against it at admission (no timing on the control
+path); the planner checks its checkpoint's policy size at start-up against the controller's rate.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from warpd_core.runtime.mlp_runtime import MLPPolicy
+from warpd_core.runtime.synthetic import synthetic_policy
+
+REFERENCE_WIDTHS = (32, 256, 1024)  # hidden widths timed: overhead-bound to memory-bound
+REASON_COMPUTE = "over_compute_budget"
+
+
+def mlp_matmul_flops(layer_sizes) -> int:
+    """2 * sum(in * out): the matrix products of one MLP forward for one observation."""
+    return sum(2 * i * o for i, o in zip(layer_sizes[:-1], layer_sizes[1:]))
+
+
+@dataclass(frozen=True)
+class ComputeBudget:
+    overhead_s: float  # fitted time of a forward pass with no arithmetic (calls, ufunc dispatch)
+    flops_per_s: float  # fitted marginal throughput of the forward pass on this host, one thread
+    period_s: float  # the control period
+    fraction: float  # share of the period one policy forward may take
+
+    @property
+    def max_seconds(self) -> float:
+        return self.fraction * self.period_s
+
+    @property
+    def max_flops(self) -> int:
+        """The largest forward (matmul FLOPs) predicted to fit; 0 when even an empty one would not."""
+        return max(0, int((self.max_seconds - self.overhead_s) * self.flops_per_s))
+
+    def predicted_seconds(self, layer_sizes) -> float:
+        return self.overhead_s + mlp_matmul_flops(layer_sizes) / self.flops_per_s
+
+    def refusal(self, layer_sizes) -> str | None:
+        """Why a policy of these layer sizes does not fit, or None when it does."""
+        flops = mlp_matmul_flops(layer_sizes)
+        if flops <= self.max_flops:
+            return None
+        return (f"policy MLP {list(layer_sizes)} needs {flops:,} FLOPs per step, predicted "
+                f"{self.predicted_seconds(layer_sizes) * 1e6:.0f} µs on this host; the budget is "
+                f"{self.fraction:g} of the {self.period_s * 1e3:g} ms control period = {self.max_seconds * 1e6:.0f} µs "
+                f"(at most {self.max_flops:,} FLOPs)")
+
+    def with_period(self, period_s: float) -> ComputeBudget:
+        return ComputeBudget(self.overhead_s, self.flops_per_s, period_s, self.fraction)
+
+    def summary(self) -> str:
+        return (f"{self.max_seconds * 1e6:.0f} µs per forward = at most {self.max_flops:,} FLOPs "
+                f"(host: {self.overhead_s * 1e6:.1f} µs + {self.flops_per_s / 1e9:.2f} GFLOP/s)")
+
+
+def _median_forward_seconds(layer_sizes, repeats: int) -> float:
+    policy = MLPPolicy(synthetic_policy(layer_sizes))
+    obs = np.zeros(layer_sizes[0], dtype=np.float64)
+    for _ in range(3):
+        policy.select_action(obs)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        policy.select_action(obs)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def measure_budget(obs_dim: int, action_dim: int, period_s: float, fraction: float,
+                   repeats: int = 30) -> ComputeBudget:
+    """Time MLPPolicy forwards of REFERENCE_WIDTHS (two hidden layers each) and fit overhead + flops/rate.
+
+    ~20 ms; medians, so a preemption or two while measuring does not move the fit."""
+    sizes = [(obs_dim, w, w, action_dim) for w in REFERENCE_WIDTHS]
+    flops = np.array([mlp_matmul_flops(s) for s in sizes], dtype=np.float64)
+    seconds = np.array([_median_forward_seconds(s, repeats) for s in sizes])
+    slope, intercept = np.polyfit(flops, seconds, 1)
+    slope = max(float(slope), 1e-15)  # a rate, finite and positive however noisy the timings were
+    overhead = float(np.clip(intercept, 0.0, seconds.min()))
+    return ComputeBudget(overhead, 1.0 / slope, period_s, fraction)
