@@ -15,11 +15,18 @@ every metadata field, warpd_core/runtime/signing.py) after its stamp is set, as 
 A DiagnosticArray on DIAGNOSTICS (~1 Hz) carries the planning latency (`planner_latency_ms` =
 p50 over the last 200 plans, plus p95 and the latest) and counters.
 
-- Planning runs here, in this process, inside the replan timer's callback: the single-threaded
+- Planning runs here, in this process, inside the replan timer's callback (after a reset, the input's
+  callback that completes it): the single-threaded
   executor handles one callback at a time, so the Planner (and its torch generator) is only ever
   used by one thread, and joint states that arrive meanwhile queue up (the newest is used next).
 - The replan timer runs on the node clock (so under use_sim_time "every 16 control steps" holds
   at any real-time factor); joint-state freshness (0.5 s) is judged by wall-clock arrival time.
+- Episode resets (plan_on_reset): on an EpisodeEvent RESET the planner plans at once from the first
+  joint state stamped at or after it and the task features sent with it, then restarts the replan
+  period, so each episode's first policy is planned from its own start state, as in-process
+  evaluation does. On the period alone, an episode's first plan came 0-16 steps in, from a state
+  that the policy planned at the previous episode's goal had set moving, and ~90% of episodes went
+  round the far side (bench/graph_modes.py).
 - torch gets one intra-op thread unless OMP_NUM_THREADS says otherwise (run_node's
   limit_math_threads): on a busy 2-core machine, two threads stall each other (measured: sampling
   takes ~8 ms with one thread, 30-440 ms with two while the sim and the controller run).
@@ -48,15 +55,17 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from warpd_ros import topics  # noqa: E402
-from warpd_ros.conversions import JointIndex, JointStateError, policy_to_msg  # noqa: E402
-from warpd_ros.msg import PolicyWeights  # noqa: E402
-from warpd_ros.qos import SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, policy_swap_qos  # noqa: E402
+from warpd_ros.conversions import JointIndex, JointStateError, policy_to_msg, stamp_to_ns  # noqa: E402
+from warpd_ros.msg import EpisodeEvent, PolicyWeights  # noqa: E402
+from warpd_ros.qos import EVENTS_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, policy_swap_qos  # noqa: E402
 from warpd_ros.srv import SetTask  # noqa: E402
 
 NODE_NAME = "warpd_planner"
 STATE_FRESH_S = 0.5  # a joint state older than this (wall-clock arrival) is not planned from
 LATENCY_WINDOW = 200  # plans the latency percentiles are taken over
 DIAGNOSTICS_PERIOD_S = 1.0
+RESET_FEATURES_WAIT_S = 0.1  # after a reset, plan without fresh task features once this long has passed
+RECENT_STATES = 64  # (stamp, arrival) of the latest joint states, to tell pre- from post-reset inputs
 
 PARAMS = [
     Param("checkpoint", "checkpoints/reach_around/checkpoint.safetensors",
@@ -70,6 +79,8 @@ PARAMS = [
     Param("guidance_scale", 1.0, "Classifier-free guidance scale (1 = conditional only).", min=0.0, max=20.0),
     Param("valid_for_s", 1.0, "How long a published policy may run without a successor (0 = until replaced).",
           min=0.0, max=600.0),
+    Param("plan_on_reset", True, "On an EpisodeEvent RESET plan at once from the first post-reset joint state and "
+          "task features, and restart the replan period there (false: plan on the period only).", read_only=True),
     Param("seed", 0, "Seed of the sampling noise.", min=0, max=2**31 - 1, read_only=True),
     Param("joint_names", ["shoulder", "elbow", "wrist"], "Joints, in the order the policy observes and commands.",
           read_only=True),
@@ -112,6 +123,11 @@ class PlannerNode(Node):
         self._index = JointIndex(self._joint_names)
         self._q = self._qd = self._features = None
         self._state_time: float | None = None  # monotonic arrival time of the latest usable joint state
+        self._arrivals = 0  # counts joint states and task features, in the order this node handled them
+        self._recent_states: deque = deque(maxlen=RECENT_STATES)  # (header stamp ns, arrival number)
+        self._features_arrival = 0
+        self._reset: tuple[int, float] | None = None  # pending reset: (its stamp ns, monotonic arrival)
+        self._reset_plans = 0
         self._bad_states = self._bad_features = self._failures = self._published = 0
         self._last_policy_id = 0
         self._latencies_ms: deque = deque(maxlen=LATENCY_WINDOW)
@@ -120,6 +136,8 @@ class PlannerNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS)
         self.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_features, TASK_FEATURES_QOS)
+        if values["plan_on_reset"]:
+            self.create_subscription(EpisodeEvent, topics.EPISODE_EVENTS, self._on_episode_event, EVENTS_QOS)
         self.create_service(Trigger, "~/replan", self._on_replan)
         self.create_service(SetTask, "~/set_task", self._on_set_task)
         self._period_s = values["replan_period_s"]
@@ -172,6 +190,9 @@ class PlannerNode(Node):
             self.get_logger().warning(f"ignoring joint state: {exc}", throttle_duration_sec=5.0)
             return
         self._state_time = time.monotonic()
+        self._arrivals += 1
+        self._recent_states.append((stamp_to_ns(msg.header.stamp), self._arrivals))
+        self._plan_if_reset()
 
     def _on_features(self, msg: Float64MultiArray) -> None:
         data = np.asarray(msg.data, dtype=np.float64)
@@ -182,6 +203,38 @@ class PlannerNode(Node):
                                    throttle_duration_sec=5.0)
             return
         self._features = data
+        self._arrivals += 1
+        self._features_arrival = self._arrivals
+        self._plan_if_reset()
+
+    def _on_episode_event(self, msg: EpisodeEvent) -> None:
+        if msg.event == EpisodeEvent.RESET:
+            self._reset = (stamp_to_ns(msg.header.stamp), time.monotonic())
+            self._plan_if_reset()
+
+    def _plan_if_reset(self) -> None:
+        """Plan for a pending reset once a joint state stamped at or after it is here, and task features
+        that arrived after the last pre-reset state (the sim sends them at every reset and none while
+        paused; topics may arrive in either order), or RESET_FEATURES_WAIT_S has passed without. Timer
+        plans wait meanwhile; a reset that gets no post-reset state within STATE_FRESH_S is dropped."""
+        if self._reset is None or not self._recent_states:
+            return
+        reset_ns, reset_at = self._reset
+        waited = time.monotonic() - reset_at
+        if self._recent_states[-1][0] < reset_ns:  # no post-reset state yet
+            if waited > STATE_FRESH_S:
+                self._reset = None
+                self.get_logger().warning(f"no joint state stamped after the episode reset within {STATE_FRESH_S} s; "
+                                          "planning on the replan period again")
+            return
+        pre_reset = max((arrival for stamp, arrival in self._recent_states if stamp < reset_ns), default=0)
+        if self._features_arrival <= pre_reset and waited < RESET_FEATURES_WAIT_S:
+            return
+        self._reset = None
+        msg, _ = self._plan()
+        if msg is not None:
+            self._reset_plans += 1
+            self._timer.reset()  # the next replan one full period after this first plan of the episode
 
     # ---- planning -----------------------------------------------------------------------------
     def _readiness(self) -> str | None:
@@ -195,7 +248,8 @@ class PlannerNode(Node):
         return None
 
     def _on_timer(self) -> None:
-        self._plan()
+        if self._reset is None:  # else the latest state is the previous episode's: wait for the new one
+            self._plan()
 
     def _plan(self) -> tuple[PolicyWeights | None, str]:
         """Plan and publish one policy; (message, '') or (None, why not)."""
@@ -268,6 +322,7 @@ class PlannerNode(Node):
             "signing": "on" if self._key is not None else "off",
             "diffusion_steps": str(self.planner.steps), "sampler": str(self.planner.sampler),
             "ignored_joint_states": str(self._bad_states), "ignored_task_features": str(self._bad_features),
+            "reset_plans": str(self._reset_plans),
         }
         diag = DiagnosticArray(status=[DiagnosticStatus(
             level=level, name=self.get_name(), hardware_id=self.get_fully_qualified_name(), message=message,
