@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO
 from warpd_core.runtime.command_pipeline import Mode
 from warpd_ros.hil_check.analysis import (Commands, JointStates, Policy, Samples, Status, analyse,
-                                          hold_reaction, swap_latencies)
+                                          hold_reaction, policy_age_at_commands, swap_latencies)
 from warpd_ros.hil_check.report import FAIL, PASS, judge
 from warpd_ros.hil_check.thresholds import THRESHOLDS, load_thresholds
 
@@ -154,6 +154,23 @@ def test_swaps_compare_with_the_controllers_clipped_command():
     # a shadow controller does not drive new policies: not measured, and said why
     shadow = swap_latencies(samples, T0, T1, {**CONTROLLER, "swap_mode": "shadow"})
     assert shadow["policies_seen"] == 0 and "shadow" in shadow["why"]
+
+
+def test_plan_to_command_age_counts_from_the_stamp_of_the_policy_that_computed_each_command():
+    samples = recording()
+    swaps = swap_latencies(samples, T0, T1, CONTROLLER)
+    (stamp, found), = swaps["switches"]
+    assert (found - stamp) * 1e-6 == pytest.approx(swaps["latencies_ms"][0])
+    cmd = samples.commands.recv
+    age = policy_age_at_commands(swaps["switches"], cmd, T0, T1)
+    after = cmd[(cmd >= found) & (cmd <= T1)]
+    assert age.size == after.size and np.allclose(age, (after - stamp) * 1e-6)
+    # a later switch restarts the age; commands before the first measured switch are not counted
+    later = (found + 100 * MS, found + 105 * MS)
+    age2 = policy_age_at_commands([later, (stamp, found)], cmd, T0, T1)
+    expected = np.where(after >= later[1], after - later[0], after - stamp) * 1e-6
+    assert np.allclose(age2, expected)
+    assert policy_age_at_commands([], cmd, T0, T1).size == 0
 
 
 def test_a_non_finite_action_is_never_taken_for_a_command():

@@ -173,6 +173,11 @@ def counters(host: Host) -> dict:
             "tx_packets": stats["tx"]["packets"], "rx_packets": stats["rx"]["packets"]}
 
 
+def visible_here(ifname: str) -> bool:
+    """Whether this process's own namespace has an interface `ifname`."""
+    return _ip("link", "show", "dev", ifname, check=False).returncode == 0
+
+
 def difference(after: dict, before: dict) -> dict:
     return {k: after[k] - before[k] for k in after}
 
