@@ -107,6 +107,8 @@ def _bound(room: float, velocity: float, accel: float, dt: float) -> float:
     """The highest speed towards a limit `room` away (0 at or beyond it; NaN positions count as no room)."""
     if not room > 0:
         return 0.0
+    if room == math.inf:  # no position limit on this side: room/dt and the braking speed are inf too
+        return velocity
     return min(velocity, room / dt, _brake(room, accel, dt))
 
 
@@ -127,16 +129,26 @@ def limit_command(command, q, previous, limits: JointLimits, dt: float) -> np.nd
     except where the envelope forces a harder stop. A plain loop over the joints: for a handful of
     joints it is ~10x faster than the same arithmetic as numpy calls (it runs every control tick).
     """
-    out = np.empty(len(limits.joint_names))
-    for i, (lower, upper, velocity, accel, _) in enumerate(limits.rows):
-        v = float(command[i])
+    n = len(limits.joint_names)
+    values = [float(command[i]) for i in range(n)]
+    positions = [float(q[i]) for i in range(n)]
+    before = None if previous is None else [float(previous[i]) for i in range(n)]
+    return np.array(limit_values(values, positions, before, limits.rows, dt))
+
+
+def limit_values(command: list, q: list, previous: list | None, rows, dt: float) -> list:
+    """:func:`limit_command` on Python floats, one per joint, with the limits as :attr:`JointLimits.rows`: the
+    loop the control tick runs (no numpy call per element). Returns a new list of finite floats."""
+    out = []
+    for i, (lower, upper, velocity, accel, _) in enumerate(rows):
+        v = command[i]
         if v != v:  # NaN: stop
             v = 0.0
         if previous is not None:
-            step, p = accel * dt, float(previous[i])
+            step, p = accel * dt, previous[i]
             v = min(max(v, p - step), p + step)
-        qi = float(q[i])
-        out[i] = min(max(v, -_bound(qi - lower, velocity, accel, dt)), _bound(upper - qi, velocity, accel, dt))
+        qi = q[i]
+        out.append(min(max(v, -_bound(qi - lower, velocity, accel, dt)), _bound(upper - qi, velocity, accel, dt)))
     return out
 
 

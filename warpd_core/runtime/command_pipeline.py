@@ -18,10 +18,13 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
-from warpd_core.runtime.command_limits import JointLimits, limit_command
+from warpd_core.runtime.command_limits import JointLimits, limit_command, limit_values
+
+_INF = math.inf
 
 
 class Mode(str, enum.Enum):
@@ -68,10 +71,10 @@ def hold_command(hold_mode: str, n_joints: int, last_command: np.ndarray | None,
     return np.zeros(n_joints)
 
 
-@dataclass(frozen=True)
-class TickCommand:
+class TickCommand(NamedTuple):
     """One tick's outcome: the command to publish, and the policy's command when the policy drove it
-    (None when the tick held), which the caller remembers for hold_mode=last_command."""
+    (None when the tick held), which the caller remembers for hold_mode=last_command. Immutable (a
+    NamedTuple: built every tick, ~4x cheaper than a frozen dataclass)."""
 
     command: np.ndarray
     policy_command: np.ndarray | None
@@ -111,11 +114,29 @@ class CommandPipeline:
     def policy_command(self, action, q, previous) -> np.ndarray | None:
         """clip -> limits of a policy's action at positions `q` after the command `previous` (None: no
         rate limit); None when the action is missing or not finite (the tick must hold)."""
-        if action is None or not np.isfinite(action).all():
+        values = self._policy_values(action, q, previous)
+        return None if values is None else np.array(values)
+
+    def _policy_values(self, action, q, previous) -> list | None:
+        """:meth:`policy_command` as a list of finite floats, in one pass over Python floats: this runs
+        every control tick, and for a handful of joints a loop is several times cheaper than numpy calls
+        (the finite check, the clip and the limits each cost ~1-2 µs as ufuncs on 3 elements)."""
+        if action is None:
             return None
+        values = np.asarray(action, dtype=np.float64).reshape(-1).tolist()
         limit = self.action_limit
-        clipped = np.minimum(np.maximum(action, -limit), limit)
-        return limit_command(clipped, q, previous, self.limits, self.dt)
+        clipped = []
+        for v in values:
+            if not -_INF < v < _INF:  # NaN compares False: not finite, the tick must hold
+                return None
+            clipped.append(-limit if v < -limit else limit if v > limit else v)
+        n = self.n_joints
+        positions = np.asarray(q, dtype=np.float64).reshape(-1).tolist() if q is not None else None
+        if positions is None or len(positions) < n or len(clipped) < n:
+            # not what a controller passes; the numpy path raises as it always did
+            return limit_command(np.array(clipped), q, previous, self.limits, self.dt).tolist()
+        before = None if previous is None else np.asarray(previous, dtype=np.float64).reshape(-1).tolist()
+        return limit_values(clipped, positions, before, self.limits.rows, self.dt)
 
     def hold(self, q, last_command, last_command_ns, now_ns: int, inputs_good: bool) -> np.ndarray:
         """The hold command. Not rate-limited (stopping is never delayed), but a held last_command
@@ -130,11 +151,15 @@ class CommandPipeline:
              now_ns: int) -> TickCommand:
         """The command for one tick. `action` is the active policy's raw output (ignored in HOLD);
         `previous` the command published last tick. The result is always finite."""
-        policy = self.policy_command(action, q, previous) if mode != Mode.HOLD else None
-        if policy is not None:
-            command = policy
-        else:
-            command = self.hold(q, last_command, last_command_ns, now_ns, inputs_ok(mode, reason))
+        values = self._policy_values(action, q, previous) if mode != Mode.HOLD else None
+        if values is not None:
+            # finite by construction (clipped finite values inside bounds that contain 0); checked on the
+            # floats regardless, which is cheaper than a ufunc on the array: never publish NaN
+            if all(-_INF < v < _INF for v in values):
+                policy = np.array(values)
+                return TickCommand(policy, policy)
+            return TickCommand(np.zeros(self.n_joints), None)
+        command = self.hold(q, last_command, last_command_ns, now_ns, inputs_ok(mode, reason))
         if not np.isfinite(command).all():  # cannot happen (both paths are finite); never publish NaN regardless
-            command, policy = np.zeros(self.n_joints), None
-        return TickCommand(command, policy)
+            command = np.zeros(self.n_joints)
+        return TickCommand(command, None)

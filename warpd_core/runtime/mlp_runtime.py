@@ -8,7 +8,9 @@ Everything that does not depend on the observation happens once, in the construc
 is validated, W and b are copied into contiguous float32 arrays this object owns (a message buffer
 that is reused or mutated later can never change a running policy), the observation scale becomes
 a ``1/std`` multiplier, and per-layer work buffers are allocated. ``select_action`` then runs
-in-place ufuncs (``out=``) into those buffers and allocates only the action it returns.
+in-place ufuncs (``out=``) into those buffers and allocates only the action it returns; the
+observation's 1/std and (with an identity output) the action's std and mean are folded into the
+first and last layers' weights once, so a call runs fewer ufuncs.
 
 Arithmetic is float32 throughout, following the layout and forward pass documented at the top of
 ``msg/PolicyWeights.msg``.
@@ -85,10 +87,23 @@ class MLPPolicy:
         self._layers = [(np.array(w, np.float32, order="C"), np.array(b, np.float32)) for w, b in policy.layers()]
         self._x = np.empty(arch.obs_dim, np.float32)
         self._finite = np.empty(arch.obs_dim, bool)
+        # select_action's layers, with what is linear folded in once (in float64), so each call runs fewer
+        # ufuncs (at these sizes each costs about as much as a matrix-vector product):
+        # - the 1/std of the observation scales the first layer's columns: W1 (x - mean) / std = (W1 diag(1/std))
+        #   (x - mean). The mean stays a subtraction: folded into the bias it would cancel in float32.
+        # - with an identity output, y * action_std + action_mean folds into the last layer:
+        #   W' = diag(std) W, b' = std * b + mean.
+        steps = [(w.astype(np.float64), b.astype(np.float64)) for w, b in self._layers]
+        steps[0] = (steps[0][0] * self._obs_scale.astype(np.float64)[None, :], steps[0][1])
+        self._fold_output = self._output is None
+        if self._fold_output:
+            std, mean = self._action_std.astype(np.float64), self._action_mean.astype(np.float64)
+            steps[-1] = (steps[-1][0] * std[:, None], steps[-1][1] * std + mean)
+        steps = [(np.ascontiguousarray(w, np.float32), b.astype(np.float32)) for w, b in steps]
         # (W, b, output buffer, activation scratch) per hidden layer; the last layer needs no scratch.
         self._hidden_steps = [(w, b, np.empty(w.shape[0], np.float32), np.empty(w.shape[0], np.float32))
-                              for w, b in self._layers[:-1]]
-        w, b = self._layers[-1]
+                              for w, b in steps[:-1]]
+        w, b = steps[-1]
         self._last_step = (w, b, np.empty(w.shape[0], np.float32))
 
     @property
@@ -113,13 +128,13 @@ class MLPPolicy:
         if obs.shape != self._x.shape:
             raise ValueError(f"observation must have shape ({self._architecture.obs_dim},), got {obs.shape}")
         x = self._x
-        x[...] = obs  # one cast to float32; float64 beyond float32 range turns into inf, refused below
+        # obs - mean, cast to float32 on the way out (float64 beyond float32 range turns into inf, refused
+        # below; NaN/inf minus a finite mean stays non-finite)
+        np.subtract(obs, self._obs_mean, out=x, casting="same_kind")
         np.isfinite(x, out=self._finite)
         # count_nonzero is the cheapest reduction over a bool array (~3x faster than .all() here).
         if np.count_nonzero(self._finite) != x.size:
             raise ValueError("observation contains NaN/Inf")
-        np.subtract(x, self._obs_mean, out=x)
-        np.multiply(x, self._obs_scale, out=x)
         for w, b, h, scratch in self._hidden_steps:
             np.dot(w, x, out=h)  # np.dot: less dispatch overhead than np.matmul for matrix @ vector
             np.add(h, b, out=h)
@@ -128,10 +143,10 @@ class MLPPolicy:
         w, b, y = self._last_step
         np.dot(w, x, out=y)
         np.add(y, b, out=y)
-        if self._output is not None:
+        if not self._fold_output:
             self._output(y)
-        np.multiply(y, self._action_std, out=y)
-        np.add(y, self._action_mean, out=y)
+            np.multiply(y, self._action_std, out=y)
+            np.add(y, self._action_mean, out=y)
         return y.astype(np.float64)
 
     def select_actions(self, obs_batch) -> np.ndarray:

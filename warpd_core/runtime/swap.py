@@ -136,6 +136,15 @@ class ActivePolicy:
     stamp_ns: int
     expires_at_ns: int | None
 
+    @property
+    def run_reason(self) -> str:
+        """decide_mode's RUN reason for this policy, built once (not a new string every tick)."""
+        reason = self.__dict__.get("_run_reason")
+        if reason is None:
+            reason = f"running policy {self.policy_id}"
+            object.__setattr__(self, "_run_reason", reason)
+        return reason
+
     @classmethod
     def from_policy(cls, policy: GeneratedPolicy) -> "ActivePolicy":
         return cls(MLPPolicy(policy), int(policy.policy_id), policy.planner_id, policy.task,
@@ -227,7 +236,7 @@ def decide_mode(now_ns: int, active: ActivePolicy | None, last_state_ns: int | N
         return Mode.HOLD, state_error
     if shadow is not None and not shadow.expired(now_ns):
         return Mode.SHADOW, f"shadow candidate {shadow.policy_id} beside active {active.policy_id}"
-    return Mode.RUN, f"running policy {active.policy_id}"
+    return Mode.RUN, active.run_reason
 
 
 class LoopTimer:
@@ -252,6 +261,7 @@ class LoopTimer:
             raise ValueError(f"rate must be > 0, got {rate_hz}")
         self.rate_hz = float(rate_hz)
         self.nominal_ns = 1e9 / self.rate_hz
+        self._missed_ns = 2 * self.nominal_ns  # a period longer than this is a missed tick
         self._last_ns: int | None = None
         self._count = 0  # periods in the current window (may exceed capacity; the ring keeps the newest)
 
@@ -266,9 +276,10 @@ class LoopTimer:
         if last is None:
             return
         period = t_ns - last
-        self._periods[self._count % self._capacity] = period
-        self._count += 1
-        if period > 2 * self.nominal_ns:
+        count = self._count
+        self._periods[count % self._capacity] = period
+        self._count = count + 1
+        if period > self._missed_ns:
             self.missed_ticks += 1
 
     def window_stats(self, reset: bool = True) -> dict:
