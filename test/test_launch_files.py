@@ -74,6 +74,9 @@ if len(sys.argv) > 3 and sys.argv[3]:
     configurations["config"] = sys.argv[3]
 if len(sys.argv) > 4:
     configurations["namespace"] = sys.argv[4]
+for extra in sys.argv[5:]:
+    name, _, value = extra.partition("=")
+    configurations[name] = value
 context = Context(configurations)
 nodes = []
 for entity in description.entities:
@@ -86,10 +89,10 @@ print(json.dumps({"arguments": arguments, "nodes": nodes}))
 '''
 
 
-def _launch(kind, share, config=None, namespace=None):
-    argv = [sys.executable, "-c", FAKE_LAUNCH, str(LAUNCH_FILES[kind]), str(share), str(config or "")]
-    proc = subprocess.run(argv + ([namespace] if namespace is not None else []), capture_output=True, text=True,
-                          timeout=60, cwd=REPO)
+def _launch(kind, share, config=None, namespace=None, **arguments):
+    argv = [sys.executable, "-c", FAKE_LAUNCH, str(LAUNCH_FILES[kind]), str(share), str(config or ""),
+            namespace or "", *(f"{k}={v}" for k, v in arguments.items())]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -154,7 +157,7 @@ def test_launch_file_starts_what_bringup_starts(kind, tmp_path):
     installed_config = share / "warpd_ros" / "config" / f"{kind}.yaml"
     installed_config.write_text((REPO / "config" / f"{kind}.yaml").read_text())
     result = _launch(kind, share)  # the default: the installed share/warpd_ros/config file
-    assert result["arguments"] == {"config": str(installed_config), "namespace": ""}
+    assert result["arguments"] == {"config": str(installed_config), "namespace": "", "autostart": ""}
     nodes = result["nodes"]
     installed = _installed_programs()
     assert all(n["package"] == "warpd_ros" and n["executable"] in installed for n in nodes)
@@ -196,6 +199,15 @@ def test_namespace_argument_puts_every_node_under_it_with_its_parameters(tmp_pat
         for name in ("warpd_sim", "warpd_controller", "warpd_planner"):
             assert rekeyed[f"/r1/{name}"] == original[name]
     assert plan("sim", config, namespace="")[0].argv == plan("sim", config)[0].argv  # none: unchanged
+
+
+def test_autostart_argument_reaches_the_controller_only(tmp_path):
+    config = REPO / "config" / "hil.yaml"
+    default = {n["name"]: n["parameters"] for n in _launch("hil", tmp_path / "share", config)["nodes"]}
+    assert all(p == [str(config)] for p in default.values())  # unset: the config decides
+    off = {n["name"]: n["parameters"] for n in _launch("hil", tmp_path / "share", config, autostart="false")["nodes"]}
+    assert off["warpd_controller"] == [str(config), {"autostart": False}]
+    assert off["warpd_planner"] == [str(config)] and off["warpd_driver_emulator"] == [str(config)]
 
 
 @pytest.mark.parametrize("bad", ["1robot", "r 1", "r1/../x", "r-1"])

@@ -25,14 +25,23 @@ def launch_description(kind: str):
         config = LaunchConfiguration("config").perform(context)
         namespace = check_namespace(LaunchConfiguration("namespace").perform(context))
         params_file = str(namespaced_config(config, namespace)) if namespace else config
+        autostart = LaunchConfiguration("autostart").perform(context).strip().lower()
+        if autostart not in ("", "true", "false"):
+            raise ValueError(f"autostart:={autostart!r}: expected true or false")
         return [Node(package="warpd_ros", executable=spec.executable, name=spec.name, namespace=namespace or None,
-                     output="screen", parameters=[params_file], remappings=list(spec.remappings.items()))
+                     output="screen", remappings=list(spec.remappings.items()),
+                     parameters=[params_file] + ([{"autostart": autostart == "true"}]
+                                                 if autostart and spec.name == "warpd_controller" else []))
                 for spec in load_graph(kind, config)]
 
     default = os.path.join(get_package_share_directory("warpd_ros"), "config", f"{kind}.yaml")
     return LaunchDescription([
         DeclareLaunchArgument("config", default_value=default,
                               description=f"ROS params file of the {kind} graph (nodes, parameters, remappings)"),
+        DeclareLaunchArgument("autostart", default_value="",
+                              description="true: the controller configures and activates itself once joint states "
+                                          "are fresh; false: it stays unconfigured until `ros2 lifecycle set`; "
+                                          "default: the config's warpd_controller.autostart (true if unset)"),
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of every node and topic, e.g. r1 (several robots in one "
                                           "domain); default: none"),
