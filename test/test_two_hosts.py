@@ -67,3 +67,12 @@ def test_the_veth_lives_only_in_the_test_namespaces_which_are_removed_afterwards
     assert names <= set(split_run["present_inside"])
     assert not names & set(split_run["after"])
     assert not names & set(netns.list_namespaces())
+
+
+def test_the_skip_reason_says_what_is_missing(monkeypatch):
+    check = netns.netns_unavailable.__wrapped__  # uncached
+    monkeypatch.setattr(netns.shutil, "which", lambda name: "/sbin/ip")
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert "needs root" in check()
+    monkeypatch.setattr(netns.shutil, "which", lambda name: None)
+    assert "iproute2" in check()
