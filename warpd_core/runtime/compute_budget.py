@@ -4,8 +4,7 @@ A well-formed policy can still be too big for the loop: hidden layers 1,400 wide
 inside the validator's size bound) took the 1 kHz sim graph down to 870 Hz. FLOPs alone do not
 say how long a forward takes (small MLPs are per-call overhead, large ones memory traffic), so the
 host is measured once: the numpy runtime the controller runs (MLPPolicy) is timed on a few MLP
-sizes for the given observation and action sizes, and a line `seconds = overhead + flops / rate`
-is fitted. A policy fits when its predicted forward time is within `fraction` of the control
+sizes for the given observation and action sizes, giving `seconds = overhead + flops / rate`. A policy fits when its predicted forward time is within `fraction` of the control
 period. The controller checks every candidate against it at admission (no timing on the control
 path); the planner checks its checkpoint's policy size at start-up against the controller's rate.
 """
@@ -30,8 +29,8 @@ def mlp_matmul_flops(layer_sizes) -> int:
 
 @dataclass(frozen=True)
 class ComputeBudget:
-    overhead_s: float  # fitted time of a forward pass with no arithmetic (calls, ufunc dispatch)
-    flops_per_s: float  # fitted marginal throughput of the forward pass on this host, one thread
+    overhead_s: float  # time of a forward pass with (almost) no arithmetic: calls, ufunc dispatch
+    flops_per_s: float  # marginal throughput of the forward pass on this host, one thread (the slowest seen)
     period_s: float  # the control period
     fraction: float  # share of the period one policy forward may take
 
@@ -80,13 +79,16 @@ def _median_forward_seconds(layer_sizes, repeats: int) -> float:
 
 def measure_budget(obs_dim: int, action_dim: int, period_s: float, fraction: float,
                    repeats: int = 30) -> ComputeBudget:
-    """Time MLPPolicy forwards of REFERENCE_WIDTHS (two hidden layers each) and fit overhead + flops/rate.
-
-    ~20 ms; medians, so a preemption or two while measuring does not move the fit."""
-    sizes = [(obs_dim, w, w, action_dim) for w in REFERENCE_WIDTHS]
-    flops = np.array([mlp_matmul_flops(s) for s in sizes], dtype=np.float64)
-    seconds = np.array([_median_forward_seconds(s, repeats) for s in sizes])
-    slope, intercept = np.polyfit(flops, seconds, 1)
-    slope = max(float(slope), 1e-15)  # a rate, finite and positive however noisy the timings were
-    overhead = float(np.clip(intercept, 0.0, seconds.min()))
-    return ComputeBudget(overhead, 1.0 / slope, period_s, fraction)
+    """Time MLPPolicy forwards on this host: a 4-wide net gives the overhead (calls, ufunc dispatch), and
+    REFERENCE_WIDTHS (two hidden layers each) the rate, the slowest of them (memory-bound sizes are
+    slower per FLOP than cached ones), so a prediction errs on the side of refusing. ~20 ms; medians,
+    so a preemption or two while measuring does not move it."""
+    overhead = _median_forward_seconds((obs_dim, 4, 4, action_dim), repeats)
+    rates = []
+    for width in REFERENCE_WIDTHS:
+        sizes = (obs_dim, width, width, action_dim)
+        extra = _median_forward_seconds(sizes, repeats) - overhead
+        if extra > 0:
+            rates.append(mlp_matmul_flops(sizes) / extra)
+    rate = min(rates) if rates else 1e12  # every size as fast as the overhead alone: arithmetic is free here
+    return ComputeBudget(overhead, rate, period_s, fraction)

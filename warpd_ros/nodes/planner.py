@@ -40,6 +40,7 @@ import numpy as np
 from warpd_core.errors import WarpdError
 from warpd_core.policies.warpd.checkpoint import load_checkpoint
 from warpd_core.policies.warpd.planner import Planner
+from warpd_core.runtime.compute_budget import measure_budget
 from warpd_core.runtime.signing import load_key, sign_policy
 from warpd_ros.params import Param, declare_parameters
 from warpd_ros.ros_env import require_ros, resolve_package_file, run_node
@@ -87,6 +88,10 @@ PARAMS = [
     Param("n_task_features", 2, "Task features after [q, qd] in the observation (TASK_FEATURES length).",
           min=0, max=1024, read_only=True),
     Param("device", "cpu", "torch device to sample on (cpu, cuda, cuda:1, ...).", read_only=True),
+    Param("control_rate_hz", 1000.0, "The controller's control_rate_hz: the planner refuses to start with a checkpoint "
+          "whose policy MLP would not fit its compute budget at that rate.", min=1.0, max=2000.0, read_only=True),
+    Param("compute_budget", 0.1, "The controller's compute_budget (share of its control period per forward), "
+          "checked on this host at start-up.", min=0.01, max=1.0, read_only=True),
     Param("signing_key_file", "", "Sign every policy with the key in this file (hex, mode 0600; `warpd keygen`); "
           "'' = publish unsigned.", read_only=True),
 ]
@@ -108,6 +113,7 @@ class PlannerNode(Node):
         if reason:
             raise WarpdError(f"parameter task={task!r}: {reason}")
         self._check_dimensions(model)
+        self._check_compute(model, values["control_rate_hz"], values["compute_budget"])
         try:
             self.planner = Planner(model, task, steps=values["diffusion_steps"],
                                    guidance_scale=values["guidance_scale"], sampler=values["sampler"],
@@ -157,6 +163,16 @@ class PlannerNode(Node):
         if name == "joint_names" and (not value or len(set(value)) != len(value)):
             return "needs at least one joint and no duplicates"
         return None
+
+    def _check_compute(self, model, control_rate_hz: float, fraction: float) -> None:
+        """Refuse a checkpoint whose every policy the controller would refuse (over_compute_budget): timed on
+        this host, so on a planner host faster than the controller's it is the first line, not the last."""
+        arch = model.architecture
+        budget = measure_budget(arch.obs_dim, arch.action_dim, 1.0 / control_rate_hz, fraction)
+        why = budget.refusal(arch.layer_sizes)
+        if why is not None:
+            raise WarpdError(f"the checkpoint's policies would not fit the controller at {control_rate_hz:g} Hz: {why}",
+                             "lower the controller's control_rate_hz (and this node's), or train smaller policies")
 
     def _check_dimensions(self, model) -> None:
         n = len(self._joint_names)
