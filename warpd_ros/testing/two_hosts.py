@@ -103,10 +103,11 @@ def _env(domain_id: int) -> dict:
 
 def start_graph(placement: Placement, seed: int = 0, episodes: int = 0, planner_overrides: dict | None = None) -> dict:
     """The sim graph's nodes (bringup's command lines, config/sim.yaml), each on its layout's host;
-    the sim starts at episode seed `seed` and stops stepping after `episodes` (0: never)."""
+    sim and planner seeded with `seed` (episode k: seed + k); the sim stops stepping after `episodes` (0: never)."""
     from warpd_ros.bringup import plan
 
-    overrides = [("warpd_sim", "seed", str(seed)), ("warpd_sim", "max_episodes", str(episodes))]
+    overrides = [("warpd_sim", "seed", str(seed)), ("warpd_sim", "max_episodes", str(episodes)),
+                 ("warpd_planner", "seed", str(seed))]
     overrides += [("warpd_planner", k, str(v)) for k, v in (planner_overrides or {}).items()]
     procs = {}
     try:
