@@ -97,8 +97,10 @@ def test_a_signal_to_launch_alone_never_aborts_a_node(shell, tmp_path, sig, afte
 
 
 def test_ros2_param_describes_sets_and_refuses_like_rqt(shell, tmp_path):
+    """In namespace r1 (`namespace:=r1`), so this also shows the launched nodes get their parameters
+    from the namespaced config there."""
     log = tmp_path / "launch.log"
-    launch = start_launch(shell, log_path=log, cwd=tmp_path)
+    launch = start_launch(shell, "sim.launch.py", "namespace:=r1", log_path=log, cwd=tmp_path)
 
     def ros2(*args):
         """`ros2 param ...` as a user types it; without the daemon, the CLI's own node may not have
@@ -113,18 +115,20 @@ def test_ros2_param_describes_sets_and_refuses_like_rqt(shell, tmp_path):
 
     try:
         assert wait_for(lambda: "HOLD until a valid policy" in log.read_text(), 60), log.read_text()[-2000:]
-        described = ros2("describe", "/warpd_controller", "action_limit", "--no-daemon")
+        described = ros2("describe", "/r1/warpd_controller", "action_limit", "--no-daemon")
         assert described.returncode == 0, described.stderr
         assert "clipped to" in described.stdout and re.search(r"Min value:\s+0\.0", described.stdout), described.stdout
         assert re.search(r"Max value:\s+10\.0", described.stdout), described.stdout
-        ok = ros2("set", "/warpd_controller", "action_limit", "1.0", "--no-daemon")
+        ok = ros2("set", "/r1/warpd_controller", "action_limit", "1.0", "--no-daemon")
         assert ok.returncode == 0 and "Set parameter successful" in ok.stdout, ok.stdout + ok.stderr
-        got = ros2("get", "/warpd_controller", "action_limit", "--no-daemon")
+        got = ros2("get", "/r1/warpd_controller", "action_limit", "--no-daemon")
         assert "1.0" in got.stdout, got.stdout + got.stderr
-        refused = ros2("set", "/warpd_controller", "action_limit", "1000000.0", "--no-daemon")
+        refused = ros2("set", "/r1/warpd_controller", "action_limit", "1000000.0", "--no-daemon")
         said = refused.stdout + refused.stderr
         assert "parameter failed" in said and "out of range" in said and "Max: 10.0" in said, said  # says the range
-        assert "1.0" in ros2("get", "/warpd_controller", "action_limit", "--no-daemon").stdout  # unchanged
+        assert "1.0" in ros2("get", "/r1/warpd_controller", "action_limit", "--no-daemon").stdout  # unchanged
+        # sim.yaml's value, not the node's default ("immediately"): the config reached the namespaced node
+        assert "controller_runs" in ros2("get", "/r1/warpd_sim", "episode_start", "--no-daemon").stdout
     finally:
         stop_launch(launch, signal.SIGINT)
     assert read_launch_log(log.read_text()).clean, log.read_text()[-3000:]
