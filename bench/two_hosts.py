@@ -9,8 +9,8 @@ swap latency (policy stamp -> first command equal to that policy's output), plan
 the success of the first --episodes episodes. "one host, UDP only" runs all nodes in one namespace
 with the same UDP-only profile: what the transport costs without the split. Needs root (ip netns).
 
-    sudo .venv/bin/python -m bench.two_hosts                    # 20 episodes per layout; BENCHMARKS.md
-    sudo .venv/bin/python -m bench.two_hosts --episodes 3 --duration 5 --out /tmp/two_hosts.md
+    sudo .venv/bin/python -m bench.two_hosts                    # 2 rounds x 3 layouts, 10 episodes each
+    sudo .venv/bin/python -m bench.two_hosts --rounds 1 --episodes 3 --duration 5 --out /tmp/two_hosts.md
 """
 from __future__ import annotations
 
@@ -71,8 +71,29 @@ def _summary(r: dict) -> str:
             f"success {ok}/{len(r['first_episodes'])}")
 
 
+def _row(name: str, r: dict, swap: dict, received: dict, age: dict, state: str, ok: int, n: int, seen: str) -> str:
+    veth = r.get("veth_a")
+    traffic = "-" if veth is None else f"{veth['tx_bytes'] / 1e6:.1f} MB / {veth['rx_bytes'] / 1e6:.1f} MB"
+    return (f"| {name} | {_ms(swap)} ({seen}) | {_ms(received)} | {_ms(age)} | {state} "
+            f"| {ok}/{n} ({100.0 * ok / max(n, 1):.0f} %) | {traffic} |")
+
+
+def pooled(runs: list[dict]) -> dict:
+    """One layout's runs together: the percentiles of all their swaps and commands, the episodes summed."""
+    from warpd_ros.hil_check.stats import percentiles
+
+    out = {key: percentiles([v for r in runs for v in r["raw"][key]])
+           for key in ("swap_latency_ms", "receive_to_switch_ms", "plan_to_command_age_ms")}
+    out["measured"] = sum(r["swaps"]["measured"] for r in runs)
+    out["seen"] = sum(r["swaps"]["policies_seen"] for r in runs)
+    out["ok"] = sum(e["success"] for r in runs for e in r["first_episodes"])
+    out["n"] = sum(len(r["first_episodes"]) for r in runs)
+    return out
+
+
 def section(results: list[dict], args) -> str:
-    cmd = f"python -m bench.two_hosts --episodes {args.episodes} --duration {args.duration:g} --seed {args.seed}"
+    cmd = (f"python -m bench.two_hosts --rounds {args.rounds} --episodes {args.episodes} "
+           f"--duration {args.duration:g} --seed {args.seed}")
     lines = ["## Two hosts over DDS: planner on one host, sim + controller on another", "",
              f"`{cmd}` on {machine_info()}.", "",
              "Host A runs warpd_planner; host B runs warpd_sim, warpd_controller and the recorder (hil-check's, "
@@ -80,41 +101,55 @@ def section(results: list[dict], args) -> str:
              "(`warpd_ros/testing/netns.py`): Fast DDS with its builtin transports off, one UDPv4 transport "
              "allowed on the host's veth address (and loopback, for nodes on the same host), discovery by "
              "unicast to the two addresses only. Same config/sim.yaml, same seeds (sim episodes "
-             f"{args.seed}..{args.seed + args.episodes - 1}, planner noise seed {args.seed}) in every layout. "
+             f"{args.seed}..{args.seed + args.episodes - 1}, planner noise seed {args.seed}) in every run; "
+             "the rounds alternate the layouts, so other load on the machine falls on all of them. "
              "Swap latency: a policy's stamp -> the first command received on host B equal to what that policy "
-             "computes (hil-check's swap matching). Plan-to-command age: per command, the time since the stamp "
-             "of the policy that computed it (replans every 0.32 s, so ~half of that is the floor). Both "
-             "hosts share one clock here; real hosts need synchronised clocks (chrony/PTP) for these stamps, "
-             "and the controller's max_clock_skew_s check relies on it too.", "",
-             "| layout | transport | swap latency p50 / p99, ms (swaps measured) | policy received -> active p50 / p99, ms "
-             "| plan-to-command age p50 / p99, ms | state -> command p50 / p99, ms | episode success | veth A->B / B->A |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "computes (hil-check's swap matching). Policy received -> active: from its arrival on host B to "
+             "that command, the controller's part without the wire. Plan-to-command age: per command, the time "
+             "since the stamp of the policy that computed it (replans every 0.32 s, so ~160 ms is the floor). "
+             "Both hosts share one clock here; real hosts need synchronised clocks (chrony/PTP) for these "
+             "stamps, and the controller's max_clock_skew_s check relies on it too.", "",
+             "All runs of each layout together:", "",
+             "| layout | swap latency p50 / p99, ms (measured/seen) | policy received -> active p50 / p99, ms "
+             "| plan-to-command age p50 / p99, ms | state -> command | episode success | veth A->B / B->A |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    layouts = list(dict.fromkeys(r["layout"] for r in results))
+    for name in layouts:
+        runs = [r for r in results if r["layout"] == name]
+        p = pooled(runs)
+        veths = [r["veth_a"] for r in runs if "veth_a" in r]
+        total = {"veth_a": {k: sum(v[k] for v in veths) for k in ("tx_bytes", "rx_bytes")}} if veths else {}
+        lines.append(_row(f"**{name}**", total, p["swap_latency_ms"], p["receive_to_switch_ms"],
+                          p["plan_to_command_age_ms"], "per run below", p["ok"], p["n"],
+                          f"{p['measured']}/{p['seen']}"))
+    lines += ["", "Transports: " + "; ".join(f"{name}: {next(r['transport'] for r in results if r['layout'] == name)}"
+                                             for name in layouts) + ".", "",
+              "Each run, in the order they ran (state -> command: p50 / p99 ms; load: the 1-min load average at "
+              "its end, other work on this shared machine):", "",
+              "| round | layout | swap latency p50 / p99, ms | policy received -> active | plan-to-command age "
+              "| state -> command | episode success | veth A->B / B->A | window | load |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         ok = sum(e["success"] for e in r["first_episodes"])
-        n = len(r["first_episodes"])
-        veth = r.get("veth_a")
-        traffic = "-" if veth is None else f"{veth['tx_bytes'] / 1e6:.1f} MB / {veth['rx_bytes'] / 1e6:.1f} MB"
-        lines.append(f"| {r['layout']} | {r['transport']} | {_ms(r['swap_latency_ms'])} "
-                     f"({r['swaps']['measured']}/{r['swaps']['policies_seen']}) | {_ms(r['receive_to_switch_ms'])} "
-                     f"| {_ms(r['plan_to_command_age_ms'])} | {_ms(r['state_to_command_ms'])} "
-                     f"| {ok}/{n} ({100.0 * ok / max(n, 1):.0f} %) | {traffic} |")
-    windows = ", ".join(f"{r['layout']} {r['window_s']:.0f} s (load average {r['load']:.1f})" for r in results)
+        row = _row(r["layout"], r, r["swap_latency_ms"], r["receive_to_switch_ms"], r["plan_to_command_age_ms"],
+                   _ms(r["state_to_command_ms"]), ok, len(r["first_episodes"]),
+                   f"{r['swaps']['measured']}/{r['swaps']['policies_seen']}")
+        lines.append(f"| {r['round']} {row} {r['window_s']:.0f} s | {r['load']:.1f} |")
     size = max(r["policy_bytes"] for r in results)
-    lines += ["", f"Measurement windows: {windows}. Policies are {size / 1000:.1f} kB of weights each "
-              "(reach_around's [8, 64, 64, 3] MLP). \"policy received -> active\" is from the policy's arrival "
-              "on host B to its first command: the controller's part, without the wire. The machine is shared: "
-              "the load average (1 min, at the end of each layout's run) shows how much else ran."]
-    notes = sorted({n for r in results for n in r["notes"]})
+    lines += ["", f"Policies are {size / 1000:.1f} kB of weights each (reach_around's [8, 64, 64, 3] MLP); the veth "
+              "bytes are the whole graph's traffic over the run, discovery included."]
+    notes = sorted({n.split(":")[0] for r in results for n in r["notes"]})
     if notes:
-        lines += ["", "Recorder notes: " + "; ".join(notes)]
+        lines += ["", "Recorder notes (hil-check's; the first words of each): " + "; ".join(notes)]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--episodes", type=int, default=20,
-                        help="episodes whose success is counted; the window lasts until they ended (default 20)")
-    parser.add_argument("--duration", type=float, default=30.0, help="shortest measurement window, s (default 30)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of every layout, alternating (default 2)")
+    parser.add_argument("--episodes", type=int, default=10,
+                        help="episodes whose success is counted; the window lasts until they ended (default 10)")
+    parser.add_argument("--duration", type=float, default=20.0, help="shortest measurement window, s (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="sim seed of episode 0 and the planner's noise seed")
     parser.add_argument("--layouts", default=",".join(LAYOUTS),
                         help=f"comma-separated, in order (default {','.join(LAYOUTS)})")
@@ -123,9 +158,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.layouts.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in LAYOUTS]
-    if unknown or args.episodes < 1 or args.duration <= 0:
+    if unknown or args.episodes < 1 or args.duration <= 0 or args.rounds < 1:
         parser.error(f"unknown layout(s) {unknown}; known: {', '.join(LAYOUTS)}" if unknown
-                     else "--episodes must be >= 1 and --duration > 0")
+                     else "--rounds and --episodes must be >= 1, --duration > 0")
     if any(k != "one_host" for k in kinds):
         reason = netns.netns_unavailable()
         if reason:
@@ -133,7 +168,11 @@ def main(argv=None) -> int:
             return 1
     env = use_private_domain(args.domain_id)
     domain_id = int(env["ROS_DOMAIN_ID"])
-    results = [run_layout(kind, args, domain_id) for kind in kinds]
+    results = []
+    for round_ in range(1, args.rounds + 1):
+        for kind in kinds:
+            results.append(run_layout(kind, args, domain_id))
+            results[-1]["round"] = round_
     written = update_section(SECTION, section(results, args), **({"path": args.out} if args.out else {}))
     print(f"wrote {written}")
     return 0

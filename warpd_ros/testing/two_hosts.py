@@ -221,6 +221,8 @@ def measure(duration: float, episodes: int = 0) -> dict:
                            "active_policy_id": int(last.active_policy_id), "missed_ticks": int(last.missed_ticks),
                            "run_share": measured.get("run_share")},
             "notes": measured["notes"],
+            "raw": {"swap_latency_ms": swaps["latencies_ms"], "receive_to_switch_ms": swaps["receive_to_switch_ms"],
+                    "plan_to_command_age_ms": np.round(age, 3).tolist()},  # for pooling runs
         }
     finally:
         session.close()
