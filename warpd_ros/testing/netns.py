@@ -4,8 +4,9 @@ How users outgrow one machine (planner on one host, sim + controller on another)
 benchmarked here without a second machine: each namespace has only `lo` and one end of the veth,
 with a private /30. Nodes run in a namespace through ``ip netns exec``. Every participant gets a
 Fast DDS XML profile (:func:`write_profile`) that turns the builtin transports off (no shared
-memory, which would otherwise cross namespaces through /dev/shm), uses one UDPv4 transport bound to
-its host's veth address, and finds the others by unicast to the two addresses only (no multicast).
+memory, which would otherwise cross namespaces through /dev/shm), uses one UDPv4 transport allowed on
+its host's veth address and loopback (Fast DDS 3 delivers to nodes on its own host only through
+loopback), and finds the others by unicast to the two addresses only (no multicast).
 Then the veth's byte counters (:func:`counters`) prove where the traffic went.
 
 Needs root (CAP_NET_ADMIN) and ``ip``; :func:`netns_unavailable` says why not, for a skip. The
@@ -191,7 +192,7 @@ def discovery_ports(domain_id: int, participants: int = PARTICIPANTS_PER_HOST) -
 
 def profile_xml(host_address: str, peers: list[str], domain_id: int) -> str:
     """A Fast DDS profile: builtin transports (SHM + UDP on every interface) off, one UDPv4 transport on
-    `host_address` only, discovery by unicast to `peers` (the participant ports of `domain_id`), and a
+    `host_address` and loopback only, discovery by unicast to `peers` (the participant ports of `domain_id`), and a
     unicast metatraffic locator, which keeps Fast DDS from adding its default multicast one."""
     locators = "\n".join(
         f"            <locator><udpv4><address>{peer}</address><port>{port}</port></udpv4></locator>"
