@@ -121,3 +121,18 @@ def test_a_policy_over_the_compute_budget_is_refused_and_the_loop_keeps_its_rate
             assert "FLOPs per step" in status.last_rejection_reason and "µs" in budget
     finally:
         stop_process(proc)
+
+
+def test_warpd_lifecycle_drives_the_controller_where_ros2_lifecycle_is_missing(managed, run_warpd):
+    """The pip venv has no ros2lifecycle; `warpd lifecycle` calls the same standard services."""
+    got = run_warpd("lifecycle", "get", "/warpd_controller")
+    assert got.returncode == 0 and got.stdout.strip() == "unconfigured", got.stdout + got.stderr
+    refused = run_warpd("lifecycle", "set", "/warpd_controller", "activate")  # not a transition from unconfigured
+    assert refused.returncode == 1 and "REFUSED" in refused.stdout, refused.stdout + refused.stderr
+    ok = run_warpd("lifecycle", "set", "/warpd_controller", "configure")
+    assert ok.returncode == 0 and "unconfigured -> inactive" in ok.stdout, ok.stdout + ok.stderr
+    assert managed.lifecycle_state() == "inactive"
+    missing = run_warpd("lifecycle", "get", "/no_such_node", "--timeout", "1")
+    assert missing.returncode == 2 and "not available" in missing.stdout, missing.stdout + missing.stderr
+    usage = run_warpd("lifecycle", "set", "/warpd_controller")
+    assert usage.returncode == 2 and "needs a transition" in usage.stderr, usage.stdout + usage.stderr

@@ -21,6 +21,7 @@ COMMANDS = {
     "roundtrip": "warpd_ros.roundtrip",
     "bringup": "warpd_ros.bringup",
     "hil-check": "warpd_ros.hil_check",
+    "lifecycle": "warpd_ros.lifecycle",
     "keygen": "warpd_ros.keygen",
     "collect": "warpd_core.commands.collect",
     "import-bag": "warpd_core.commands.import_bag",

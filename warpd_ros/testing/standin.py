@@ -412,28 +412,17 @@ class RobotStandIn(TestNode):
 
     def lifecycle(self, transition: str, timeout: float = 10.0) -> bool:
         """Ask the controller for a lifecycle `transition` (configure, activate, deactivate, cleanup, shutdown)
-        through its standard ChangeState service, as `ros2 lifecycle set` does; whether it succeeded."""
-        from lifecycle_msgs.msg import Transition
-        from lifecycle_msgs.srv import ChangeState
-
-        name = f"/{self.controller}/change_state"
-        if name not in self._trigger_clients:
-            self._trigger_clients[name] = self.node.create_client(ChangeState, name)
-        if transition == "shutdown":  # its id depends on the state it leaves
-            tid = {"unconfigured": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
-                   "inactive": Transition.TRANSITION_INACTIVE_SHUTDOWN,
-                   "active": Transition.TRANSITION_ACTIVE_SHUTDOWN}[self.lifecycle_state()]
-        else:
-            tid = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
-                   "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}[transition]
-        request = ChangeState.Request(transition=Transition(id=tid))
-        return bool(self.call(self._trigger_clients[name], request, timeout).success)
+        through its standard ChangeState service, as `ros2 lifecycle set` (and `warpd lifecycle`) does."""
+        return self._lifecycle_client().change(transition, timeout)
 
     def lifecycle_state(self, timeout: float = 10.0) -> str:
-        """The controller's lifecycle state label (unconfigured, inactive, active, finalized) from GetState."""
-        from lifecycle_msgs.srv import GetState
+        """The controller's lifecycle state label (unconfigured, inactive, active, finalized)."""
+        return self._lifecycle_client().state(timeout)
 
-        name = f"/{self.controller}/get_state"
-        if name not in self._trigger_clients:
-            self._trigger_clients[name] = self.node.create_client(GetState, name)
-        return self.call(self._trigger_clients[name], GetState.Request(), timeout).current_state.label
+    def _lifecycle_client(self):
+        from warpd_ros.lifecycle import LifecycleClient
+
+        if "lifecycle" not in self._trigger_clients:
+            self._trigger_clients["lifecycle"] = LifecycleClient(
+                self.node, f"/{self.controller}", lambda future, timeout: self.wait_until(future.done, timeout))
+        return self._trigger_clients["lifecycle"]
