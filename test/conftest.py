@@ -18,6 +18,24 @@ if os.environ.get("ROS_DOMAIN_ID", "") in ("", "0"):
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Words that tie a test file to the ROS distro: rclpy, the messages, the ROS glue, the ROS tooling.
+_ROS_WORDS = ("rclpy", "warpd_ros", "ros2", "mark.ros", "scripts/")
+
+
+def _ros_free(path: Path, _cache: dict = {}) -> bool:  # noqa: B006 (a per-session cache)
+    if path not in _cache:
+        text = path.read_text()
+        _cache[path] = not any(word in text for word in _ROS_WORDS)
+    return _cache[path]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `core` the tests of files that touch no ROS (warpd_core alone): they cannot depend on the
+    distro, so scripts/test.sh runs them in the first distro's pass only."""
+    for item in items:
+        if _ros_free(Path(item.fspath)):
+            item.add_marker(pytest.mark.core)
+
 # Tests never write into the user's home: `warpd bringup hil` creates the signing key
 # ~/.config/warpd/policy_signing.key when it is missing, and ROS logs go to ~/.ros. A
 # HOME of their own (kept between runs for matplotlib's font cache) takes both.
