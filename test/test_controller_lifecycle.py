@@ -23,6 +23,15 @@ def _policy(policy_id, layers=(8, 16, 16, 3)):
                            valid_for_s=30.0)
 
 
+def _eventually(attempt, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not attempt():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def _quiet(h, seconds=0.5) -> list:
     """The commands received during the next `seconds`."""
     t0 = time.monotonic()
@@ -92,7 +101,9 @@ def test_transitions_from_another_process_including_refusals(managed):
 
     # cleanup, configure again, and shut down from active: hold first
     assert h.lifecycle("cleanup") and h.lifecycle_state() == "unconfigured"
-    assert h.lifecycle("configure") and h.lifecycle("activate")
+    assert h.lifecycle("configure")
+    # configure subscribes afresh: activation is refused until its first joint state has arrived
+    assert _eventually(lambda: h.lifecycle("activate"), 10), "activate after a new configure"
     h.send_policy(_policy(2))
     h.fresh_status(lambda s: status_mode(s) == Mode.RUN, 5, "policy 2 to run")
     assert h.lifecycle("shutdown") and h.lifecycle_state() == "finalized"
@@ -101,9 +112,10 @@ def test_transitions_from_another_process_including_refusals(managed):
     assert not _quiet(h)
 
 
-def test_a_policy_over_the_compute_budget_is_refused_and_the_loop_keeps_its_rate(tmp_path):
+def test_a_policy_over_the_compute_budget_is_refused_with_its_reason(tmp_path):
     """Hidden layers 1,400 wide (~2 M weights: inside the validator's size bound) cannot run at 1 kHz on
-    one core; refused as over_compute_budget, while the small active policy keeps running."""
+    one core; refused as over_compute_budget, while the small active policy keeps running. (What it does
+    to the loop rate, refused and accepted, is measured by bench/compute_budget.py.)"""
     log_path = tmp_path / "controller.log"
     proc = start_module("warpd_ros.nodes.controller", {"control_rate_hz": 1000.0}, log_path=log_path)
     try:
@@ -112,10 +124,10 @@ def test_a_policy_over_the_compute_budget_is_refused_and_the_loop_keeps_its_rate
             h.send_policy(_policy(1))
             h.fresh_status(lambda s: status_mode(s) == Mode.RUN, 10, "the small policy to run")
             budget = diagnostic_values(h.fresh_diagnostic())["compute_budget"]
-            for k in range(5):  # every 0.1 s, as an over-eager planner would
+            for k in range(3):  # 8 MB each
                 h.send_policy(_policy(10 + k, layers=(8, 1400, 1400, 3)))
-                time.sleep(0.1)
-            status = h.fresh_status(lambda s: s.swaps_rejected >= 5, 5, "the big policies to be refused")
+                time.sleep(0.2)
+            status = h.fresh_status(lambda s: s.swaps_rejected >= 3, 30, "the big policies to be refused")
             assert status.active_policy_id == 1 and status.swaps_accepted == 1
             assert status.last_rejection_reason.startswith("over_compute_budget"), status.last_rejection_reason
             assert "FLOPs per step" in status.last_rejection_reason and "µs" in budget

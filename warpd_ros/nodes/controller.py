@@ -176,6 +176,8 @@ class ControllerNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         p = declare_parameters(self, PARAMS, self._on_params, self._check_change)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._ros_clock = self.get_clock()
+        self._cmd_msg = Float64MultiArray()  # reused every tick: its data is replaced, never appended to
         self._control_rate_hz = float(p["control_rate_hz"])
         self._status_rate_hz = float(p["status_rate_hz"])
         self._pipeline: CommandPipeline | None = None  # set while configured: the mark of "configured"
@@ -447,7 +449,10 @@ class ControllerNode(LifecycleNode):
             self.get_logger().warning(text)
 
     def _now_ns(self) -> int:
-        return self.get_clock().now().nanoseconds
+        """The node clock in ns. Without sim time the ROS clock is the system clock: read it directly
+        (rclpy's Time objects cost several µs per tick)."""
+        clock = self._ros_clock
+        return clock.now().nanoseconds if clock.ros_time_is_active else time.time_ns()
 
     def on_stop(self) -> None:
         """While active, the last command before the process ends is the hold command (run_node calls this on
@@ -586,8 +591,11 @@ class ControllerNode(LifecycleNode):
                                      self._last_command_ns, now)
         if result.policy_command is not None:
             self._last_command, self._last_command_ns = result.policy_command, now
-        out = float64_array_msg(result.command)  # finite by construction (the pipeline's last step)
-        self._published = np.asarray(out.data)  # what the rate limit of the next tick starts from
+        elif mode != Mode.HOLD:  # the pipeline found the action non-finite (or it could not be computed)
+            self._nonfinite_actions += 1
+        out = self._cmd_msg
+        out.data = result.command.tolist()  # finite by construction: the pipeline's last step checks
+        self._published = result.command  # what the rate limit of the next tick starts from
         if self.context.ok():  # SIGINT/SIGTERM may have shut the context down since this tick began
             self._cmd_pub.publish(out)
         self._mode, self._mode_reason = mode, reason
@@ -595,16 +603,14 @@ class ControllerNode(LifecycleNode):
             self._swap_timer.reset()
 
     def _run(self, policy: ActivePolicy, obs, shadow: bool = False) -> np.ndarray | None:
-        """The policy's raw action, or None (counted) when it is not finite or cannot be computed."""
+        """The policy's raw action, or None when it cannot be computed. The active policy's action is
+        checked for finiteness once, by the pipeline (which counts through _on_tick); the shadow's here."""
         try:
             action = policy.executor.select_action(obs)
         except ValueError:
             action = None
-        if action is None or not np.isfinite(action).all():
-            if shadow:
-                self._shadow_nonfinite += 1
-            else:
-                self._nonfinite_actions += 1
+        if shadow and (action is None or not np.isfinite(action).all()):
+            self._shadow_nonfinite += 1
             return None
         return action
 
