@@ -24,9 +24,12 @@ How the loop runs:
   Gaussian noise, so the controller and planner see the perturbed observation. Task features are
   published only when the *true* features change (and at episode start); the published value is
   the noisy reading of that step, i.e. one noisy measurement per change, not a 50 Hz stream.
-- Start-up: with episode_start=controller_runs (config/sim.yaml) episode 0 waits, its clock stopped
-  and the world held as between episodes, until a ControllerStatus reports RUN, so the seconds a
-  planner takes to load its checkpoint are not counted as a TIMEOUT. `immediately` starts at once.
+- Episode start: with episode_start=controller_runs (config/sim.yaml) every episode waits, its clock
+  stopped and the world held as between episodes, until a ControllerStatus reports RUN with a policy
+  stamped at or after the episode's reset: the seconds a planner takes to load its checkpoint are
+  not counted as a TIMEOUT, and no episode takes a step on a policy planned for the previous one (as
+  in-process evaluation plans at step 0; on a busy machine that policy otherwise ran for the
+  planner's latency and pushed ~2 in 3 episodes round the far side). `immediately` starts at once.
 - Episode end: SUCCESS or TIMEOUT (from the task's StepResult) is published, then the world
   pauses for reset_delay_s of sim time (the last joint state is re-published every tick with a
   fresh stamp so subscribers do not go stale; commands are not applied), then the next episode
@@ -59,7 +62,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from warpd_ros import topics  # noqa: E402
 from warpd_core.runtime.command_pipeline import Mode  # noqa: E402
-from warpd_ros.conversions import float64_array_msg, joint_state_msg, ns_to_stamp  # noqa: E402
+from warpd_ros.conversions import float64_array_msg, joint_state_msg, ns_to_stamp, stamp_to_ns  # noqa: E402
 from warpd_ros.modes import status_mode  # noqa: E402
 from warpd_ros.msg import ControllerStatus, EpisodeEvent  # noqa: E402
 from warpd_ros.qos import COMMAND_QOS, EVENTS_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS  # noqa: E402
@@ -84,8 +87,9 @@ PARAMS = [
           min=0.0, max=5.0),
     Param("command_timeout_s", 0.1, "Without a command for this long (wall seconds) the sim applies zeros.",
           min=0.005, max=1.0),
-    Param("episode_start", "immediately", "When episode 0's clock starts: immediately, or once a ControllerStatus "
-          "reports RUN (controller_runs: the planner's start-up is not counted against the episode).",
+    Param("episode_start", "immediately", "When an episode's clock starts: immediately, or once a ControllerStatus "
+          "reports RUN with a policy stamped at or after its reset (controller_runs: neither the planner's start-up "
+          "nor the previous episode's policy counts against the episode).",
           choices=("immediately", "controller_runs"), read_only=True),
 ]
 
@@ -140,9 +144,10 @@ class SimNode(Node):
         self._episode_wall_start = time.monotonic()
         self.perturber = Perturber(self.task, self._base_spec.at_level(self._level))
         self._timer = None
+        self._wait_for_controller = values["episode_start"] == "controller_runs"
+        self._reset_ns = 0  # stamp of the latest reset: the episode waits for a policy stamped at or after it
         self._start_episode("start")
-        if values["episode_start"] == "controller_runs":
-            self._phase = "waiting"
+        if self._wait_for_controller:
             self.create_subscription(ControllerStatus, topics.CONTROLLER_STATUS, self._on_controller_status,
                                      STATUS_QOS)
         self._make_timer()
@@ -190,10 +195,15 @@ class SimNode(Node):
         self._command_time = time.monotonic()
 
     def _on_controller_status(self, msg: ControllerStatus) -> None:
-        if self._phase == "waiting" and status_mode(msg) != Mode.HOLD:
-            self._phase = "running"
-            self._episode_wall_start = time.monotonic()
-            self.get_logger().info(f"the controller runs policy {msg.active_policy_id}: episode {self._episode} starts")
+        if self._phase != "waiting" or status_mode(msg) == Mode.HOLD or not msg.has_active_policy:
+            return
+        policy_stamp_ns = stamp_to_ns(msg.header.stamp) - int(round(msg.active_policy_age * 1e9))
+        if policy_stamp_ns < self._reset_ns:  # the previous episode's policy: wait for this one's
+            return
+        self._phase = "running"
+        self._episode_wall_start = time.monotonic()
+        log = self.get_logger().info if self._episode == 0 else self.get_logger().debug
+        log(f"the controller runs policy {msg.active_policy_id}: episode {self._episode} starts")
 
     def _current_command(self) -> np.ndarray:
         if self._command_time is None or time.monotonic() - self._command_time > self._command_timeout_s:
@@ -257,8 +267,9 @@ class SimNode(Node):
         obs = self.task.reset(seed)
         self.perturber.reset(seed)
         self._manual_pushes = []
-        self._phase = "running"
+        self._phase = "waiting" if self._wait_for_controller else "running"
         self._episode_wall_start = time.monotonic()
+        self._reset_ns = self._stamp_ns()
         self._event(EpisodeEvent.RESET, f"{why}; perturbation level {self._level:g}")
         self._publish_observation(obs, self.perturber.observe(obs), force_features=True)
 
