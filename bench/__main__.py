@@ -69,6 +69,8 @@ BENCHMARKS = (
               ("--steps", "6")),
     Benchmark("warpd_eval", "the shipped checkpoint: success per horizon K, modes vs demos, plan latency",
               ("--episodes", "2", "--one-state", "2", "--repeats", "10", "--workers", "1")),
+    Benchmark("graph_modes", "the sim graph vs in-process on the same seeds: success and mode shares vs the demos",
+              ("--episodes", "2", "--levels", "0", "--unfixed-episodes", "0")),
     Benchmark("ablation", "WARPD vs the L_BC + L_KL ablation under perturbation (trains the ablation first)",
               ("--episodes", "2", "--workers", "1")),
     Benchmark("eval_sweep", "WARPD vs Diffusion Policy: success vs perturbation and horizon, FLOPs per step, "

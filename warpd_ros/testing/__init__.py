@@ -14,6 +14,8 @@ so neither imports the other and the stand-ins cannot drift apart.
   tabulates them).
 - :mod:`.fuzz` — malformed PolicyWeights cases and the fuzz runs (test/test_fuzz_swap.py,
   bench/fuzz_swap.py).
+- :mod:`.graph_episodes` — the whole sim graph run for N episodes, with each one's mode, and the
+  demonstrations' mode shares (test/test_graph_modes.py, bench/graph_modes.py).
 
 Nothing is imported here: each module pulls in rclpy (or Hypothesis) only when it is used.
 """
