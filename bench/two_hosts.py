@@ -122,6 +122,12 @@ def section(results: list[dict], args) -> str:
         lines.append(_row(f"**{name}**", total, p["swap_latency_ms"], p["receive_to_switch_ms"],
                           p["plan_to_command_age_ms"], "per run below", p["ok"], p["n"],
                           f"{p['measured']}/{p['seen']}"))
+    by = {name: pooled([r for r in results if r["layout"] == name]) for name in layouts}
+    if "one host" in by and "two hosts" in by:
+        one, two = by["one host"], by["two hosts"]
+        lines += ["", f"Split vs one host, pooled p50: swap latency {two['swap_latency_ms']['p50'] - one['swap_latency_ms']['p50']:+.1f} ms, "
+                  f"policy received -> active {two['receive_to_switch_ms']['p50'] - one['receive_to_switch_ms']['p50']:+.1f} ms, "
+                  f"plan-to-command age {two['plan_to_command_age_ms']['p50'] - one['plan_to_command_age_ms']['p50']:+.1f} ms."]
     lines += ["", "Transports: " + "; ".join(f"{name}: {next(r['transport'] for r in results if r['layout'] == name)}"
                                              for name in layouts) + ".", "",
               "Each run, in the order they ran (state -> command: p50 / p99 ms; load: the 1-min load average at "
@@ -138,9 +144,13 @@ def section(results: list[dict], args) -> str:
     size = max(r["policy_bytes"] for r in results)
     lines += ["", f"Policies are {size / 1000:.1f} kB of weights each (reach_around's [8, 64, 64, 3] MLP); the veth "
               "bytes are the whole graph's traffic over the run, discovery included."]
-    notes = sorted({n.split(":")[0] for r in results for n in r["notes"]})
-    if notes:
-        lines += ["", "Recorder notes (hil-check's; the first words of each): " + "; ".join(notes)]
+    kinds: dict[str, int] = {}
+    for r in results:
+        for n in {" ".join(n.split()[:5]) for n in r["notes"]}:
+            kinds[n] = kinds.get(n, 0) + 1
+    if kinds:
+        lines += ["", "hil-check's notes (its spans are left out of its stream numbers): "
+                  + "; ".join(f"\"{k} ...\" in {c} of {len(results)} runs" for k, c in sorted(kinds.items()))]
     return "\n".join(lines)
 
 
