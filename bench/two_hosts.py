@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def run_layout(kind: str, args, domain_id: int) -> dict:
             two_hosts.stop_graph(procs)
         if kind == "two_hosts":
             result["veth_a"] = netns.difference(netns.counters(pair.a), before)
+    shutil.rmtree(workdir, ignore_errors=True)  # kept only when a run fails (its logs are printed)
     result["layout"], result["transport"] = layout.name, layout.transport
     result["load"] = os.getloadavg()[0]  # other work on the machine shows in every number here
     first = sorted(result["episodes"], key=lambda e: e["episode"])[:args.episodes]
