@@ -83,7 +83,8 @@ def test_sim_controller_and_planner_reach_the_goal_in_most_episodes(graph, liste
 def test_a_third_process_policy_runs_and_a_bad_one_is_rejected(graph, listener):
     from warpd_ros.conversions import ns_to_stamp, policy_to_msg
 
-    assert listener.set_param("warpd_planner", "replan_period_s", 30.0)  # keep the planner out of the way
+    assert listener.set_param("warpd_planner", "replan_period_s", 30.0)  # keep the planner out of the way,
+    assert listener.set_param("warpd_planner", "plan_on_reset", False)  # also at episode resets
     time.sleep(0.5)
     third = policy_for((), 7, layers=(8, 32, 32, 3), planner="third_party", valid_for_s=20.0)
     listener.swap.publish(policy_to_msg(third))
@@ -101,3 +102,4 @@ def test_a_third_process_policy_runs_and_a_bad_one_is_rejected(graph, listener):
     assert "weights_nonfinite" in status.last_rejection_reason or "NaN" in status.last_rejection_reason
     assert status.active_policy_id == 7 and status.swaps_accepted == accepted  # the good one keeps running
     assert listener.set_param("warpd_planner", "replan_period_s", 0.32)
+    assert listener.set_param("warpd_planner", "plan_on_reset", True)

@@ -1,5 +1,6 @@
-"""warpd_sim with episode_start=controller_runs (config/sim.yaml) holds every episode, not just the first,
-until the controller reports RUN with a policy stamped at or after that episode's reset.
+"""warpd_sim with episode_start=controller_runs (config/sim.yaml) holds every episode until the controller
+reports RUN; after the first (a fresh sim has no previous episode), with a policy stamped at or after
+that episode's reset.
 
 Why: otherwise a new episode's first steps run the policy planned for the previous one, for as long as
 the planner takes to plan from the new start state; on a busy machine that is several steps, and the
@@ -62,6 +63,7 @@ def test_each_episode_waits_for_a_policy_planned_after_its_reset(tmp_path):
     from std_srvs.srv import Trigger
 
     log = tmp_path / "sim.log"
+    before_start = time.time_ns()
     proc = start_module("warpd_ros.nodes.sim", {"episode_start": "controller_runs", "seed": 3},
                         log_path=log, unbuffered=True)
     try:
@@ -69,9 +71,10 @@ def test_each_episode_waits_for_a_policy_planned_after_its_reset(tmp_path):
             assert controller.perturb_client.wait_for_service(timeout_sec=30), log.read_text()
             controller.spin_for(0.5)
             assert not controller.running(), "episode 0 must wait while the controller holds"
-            controller.policy_stamp_ns = time.time_ns()
+            controller.policy_stamp_ns = before_start  # a policy older than the sim still starts episode 0
             assert controller.becomes_running(), log.read_text()
 
+            controller.policy_stamp_ns = time.time_ns()
             assert controller.call(controller.reset_client, Trigger.Request()).success
             controller.spin_for(0.5)  # RUN all along, but with the policy planned before the reset
             assert not controller.running(), "episode 1 started on the previous episode's policy"

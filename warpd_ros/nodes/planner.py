@@ -81,7 +81,7 @@ PARAMS = [
     Param("valid_for_s", 1.0, "How long a published policy may run without a successor (0 = until replaced).",
           min=0.0, max=600.0),
     Param("plan_on_reset", True, "On an EpisodeEvent RESET plan at once from the first post-reset joint state and "
-          "task features, and restart the replan period there (false: plan on the period only).", read_only=True),
+          "task features, and restart the replan period there (false: plan on the period only)."),
     Param("seed", 0, "Seed of the sampling noise.", min=0, max=2**31 - 1, read_only=True),
     Param("joint_names", ["shoulder", "elbow", "wrist"], "Joints, in the order the policy observes and commands.",
           read_only=True),
@@ -142,8 +142,8 @@ class PlannerNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS)
         self.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_features, TASK_FEATURES_QOS)
-        if values["plan_on_reset"]:
-            self.create_subscription(EpisodeEvent, topics.EPISODE_EVENTS, self._on_episode_event, EVENTS_QOS)
+        self._plan_on_reset = values["plan_on_reset"]
+        self.create_subscription(EpisodeEvent, topics.EPISODE_EVENTS, self._on_episode_event, EVENTS_QOS)
         self.create_service(Trigger, "~/replan", self._on_replan)
         self.create_service(SetTask, "~/set_task", self._on_set_task)
         self._period_s = values["replan_period_s"]
@@ -185,6 +185,9 @@ class PlannerNode(Node):
 
     def _on_params(self, changes: dict) -> None:
         p = self.planner
+        if "plan_on_reset" in changes:
+            self._plan_on_reset = changes["plan_on_reset"]
+            self._reset = None
         if "task" in changes:
             p.task = changes["task"] or self._task_names[0]
             self.get_logger().info(f"planning for task {p.task} from the next plan on")
@@ -224,7 +227,7 @@ class PlannerNode(Node):
         self._plan_if_reset()
 
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
-        if msg.event == EpisodeEvent.RESET:
+        if msg.event == EpisodeEvent.RESET and self._plan_on_reset:
             self._reset = (stamp_to_ns(msg.header.stamp), time.monotonic())
             self._plan_if_reset()
 

@@ -25,11 +25,12 @@ How the loop runs:
   published only when the *true* features change (and at episode start); the published value is
   the noisy reading of that step, i.e. one noisy measurement per change, not a 50 Hz stream.
 - Episode start: with episode_start=controller_runs (config/sim.yaml) every episode waits, its clock
-  stopped and the world held as between episodes, until a ControllerStatus reports RUN with a policy
-  stamped at or after the episode's reset: the seconds a planner takes to load its checkpoint are
-  not counted as a TIMEOUT, and no episode takes a step on a policy planned for the previous one (as
-  in-process evaluation plans at step 0; on a busy machine that policy otherwise ran for the
-  planner's latency and pushed ~2 in 3 episodes round the far side). `immediately` starts at once.
+  stopped and the world held as between episodes, until a ControllerStatus reports RUN — after the
+  first, with a policy stamped at or after the episode's reset: the seconds a planner takes to load
+  its checkpoint are not counted as a TIMEOUT, and no episode takes a step on a policy planned for
+  the previous one (as in-process evaluation plans at step 0; on a busy machine that policy otherwise
+  ran for the planner's latency and pushed ~2 in 3 episodes round the far side). A fresh sim has no
+  previous episode, so any running policy starts episode 0. `immediately` starts at once.
 - Episode end: SUCCESS or TIMEOUT (from the task's StepResult) is published, then the world
   pauses for reset_delay_s of sim time (the last joint state is re-published every tick with a
   fresh stamp so subscribers do not go stale; commands are not applied), then the next episode
@@ -198,7 +199,7 @@ class SimNode(Node):
         if self._phase != "waiting" or status_mode(msg) == Mode.HOLD or not msg.has_active_policy:
             return
         policy_stamp_ns = stamp_to_ns(msg.header.stamp) - int(round(msg.active_policy_age * 1e9))
-        if policy_stamp_ns < self._reset_ns:  # the previous episode's policy: wait for this one's
+        if self._episode > 0 and policy_stamp_ns < self._reset_ns:  # the previous episode's: wait for this one's
             return
         self._phase = "running"
         self._episode_wall_start = time.monotonic()
