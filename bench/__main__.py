@@ -57,10 +57,12 @@ BENCHMARKS = (
               ("--tasks", "reach_around", "--episodes", "2", "--batch", "2")),
     Benchmark("controller_timing", "the 1 kHz controller vs a bare rclpy timer in one run: missed ticks, p99, swaps",
               ("--rounds", "1", "--seconds", "3", "--warmup", "1")),
+    Benchmark("compute_budget", "oversized policies every 0.1 s with the controller's compute budget on and off: "
+              "refusals, loop rate, missed ticks", ("--seconds", "3")),
     Benchmark("graph_cpu", "CPU share per node of the running sim graph", ("--warmup", "5", "--window", "5")),
     Benchmark("two_hosts", "planner on one host, sim + controller on another (netns + veth, Fast DDS UDP) "
               "vs one host: swap latency, plan-to-command age, success",
-              ("--episodes", "2", "--duration", "4", "--layouts", "one_host,two_hosts")),
+              ("--rounds", "1", "--episodes", "2", "--duration", "4", "--layouts", "one_host,two_hosts")),
     Benchmark("faults", "fault injection against real node processes: HOLD and recovery times",
               ("--only", "joint_states_stop")),
     Benchmark("shutdown_soak", "ros2 launch of the sim graph stopped 20x by SIGINT, 20x by SIGTERM: clean exits",
