@@ -11,7 +11,7 @@ import time
 import pytest
 
 from warpd_core.runtime.command_pipeline import Mode
-from warpd_ros.testing.fuzz import ALL_KINDS, KNOWN_REASONS, LAST_ID, dds_fuzz, dds_ok, fuzz
+from warpd_ros.testing.fuzz import ALL_KINDS, DDS_REASONS, KNOWN_REASONS, LAST_ID, dds_fuzz, dds_ok, fuzz
 
 CI_CASES = 10_000
 
@@ -46,7 +46,7 @@ def test_malformed_policies_over_dds_never_reach_the_robot(tmp_path):
     assert result["burst_refused"] >= 1  # the burst was read too (keep-last 1: most of it is superseded)
     assert result["active_policy_ids"] == [LAST_ID] and result["final_active_policy_id"] == LAST_ID
     assert result["final_mode"] == Mode.RUN  # still running the signed policy
-    assert set(result["reasons"]) <= KNOWN_REASONS, result["reasons"]  # no internal_error either
+    assert set(result["reasons"]) <= DDS_REASONS, result["reasons"]  # no internal_error either
     assert len(result["reasons"]) >= 10  # signed malformed messages were refused for their content
     assert result["commands"] > 100 and result["nonfinite_commands"] == 0 and result["commands_beyond_limits"] == 0
     assert result["running_policy_share"] > 0.9, "the commands were not the running policy's"

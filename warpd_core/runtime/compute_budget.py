@@ -43,6 +43,15 @@ class ComputeBudget:
         """The largest forward (matmul FLOPs) predicted to fit; 0 when even an empty one would not."""
         return max(0, int((self.max_seconds - self.overhead_s) * self.flops_per_s))
 
+    @property
+    def max_message_bytes(self) -> int:
+        """A serialized PolicyWeights larger than this cannot hold a policy within the budget, so it can be
+        refused by its size, before the cost of deserializing it (12 ms for 8 MB). Why: its float32 weights
+        and biases are 4 bytes each, biases are at most as many as weights (each unit has an input), and
+        FLOPs = 2 x weights; so bytes > 4 x max_flops + the rest means FLOPs > max_flops. The rest
+        (header, names, observation statistics, latent) is bounded generously by 1 MB."""
+        return 4 * self.max_flops + 1_000_000
+
     def predicted_seconds(self, layer_sizes) -> float:
         return self.overhead_s + mlp_matmul_flops(layer_sizes) / self.flops_per_s
 

@@ -62,7 +62,7 @@ import numpy as np
 from warpd_core.errors import PolicyValidationError, WarpdError
 from warpd_core.runtime.command_limits import JointLimits
 from warpd_core.runtime.command_pipeline import REASON_NO_POLICY, CommandPipeline, Mode, inputs_ok
-from warpd_core.runtime.compute_budget import ComputeBudget, measure_budget
+from warpd_core.runtime.compute_budget import REASON_COMPUTE, ComputeBudget, measure_budget
 from warpd_core.runtime.signing import PolicyVerifier, load_key
 from warpd_core.runtime.swap import ActivePolicy, ControllerSpec, LoopTimer, PolicySlot, decide_mode, state_time_ns
 from warpd_ros.params import Param, declare_parameters
@@ -75,6 +75,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # n
 from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.duration import Duration  # noqa: E402
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn  # noqa: E402
+from rclpy.serialization import deserialize_message  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -271,7 +272,9 @@ class ControllerNode(LifecycleNode):
             self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS),
             self.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_task_features,
                                      TASK_FEATURES_QOS),
-            self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self._on_policy, policy_swap_qos()),
+            # raw: an oversized message is refused by its length, before deserializing it costs the loop
+            self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self._on_policy_bytes, policy_swap_qos(),
+                                     raw=True),
         ]
         self._set_lifecycle_reason(REASON_INACTIVE)
         self.get_logger().info(
@@ -504,6 +507,22 @@ class ControllerNode(LifecycleNode):
         self._input_error = self._joint_error or self._task_error
 
     # ------------------------------------------------------------------ policies
+    def _on_policy_bytes(self, data: bytes) -> None:
+        """A serialized PolicyWeights: refused by its size when no policy within the compute budget can be that
+        large (deserializing 8 MB takes ~12 ms on the executor thread: a dozen missed ticks), else decoded."""
+        limit = self._budget.max_message_bytes
+        if len(data) > limit:
+            self._reject(REASON_COMPUTE, f"a {len(data) / 1e6:.1f} MB PolicyWeights message: a policy within the compute "
+                                         f"budget ({self._budget.max_flops:,} FLOPs per step) is at most "
+                                         f"{limit / 1e6:.1f} MB", None)
+            return
+        try:
+            msg = deserialize_message(data, PolicyWeights)
+        except Exception as exc:  # not a PolicyWeights after all: counted, never a crash
+            self._reject("malformed", f"cannot deserialize: {type(exc).__name__}: {exc}", None)
+            return
+        self._on_policy(msg)
+
     def _on_policy(self, msg: PolicyWeights) -> None:
         """Queue the message; convert, check and install it where it cannot delay a tick.
 
