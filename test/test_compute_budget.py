@@ -19,6 +19,9 @@ def test_a_budget_admits_what_its_period_share_allows_and_says_why_not():
     assert why is not None and f"{mlp_matmul_flops(big):,} FLOPs" in why and "100 µs" in why
     assert budget.with_period(0.5e-3).refusal(small) is None and budget.with_period(0.5e-3).max_flops == 40_000
     assert ComputeBudget(200e-6, 1e9, 1e-3, 0.1).max_flops == 0  # even an empty forward would not fit
+    off = ComputeBudget(10e-6, 1e9, 1e-3, 0.0)  # compute_budget 0: no budget, for a host verified otherwise
+    assert off.refusal((8, 4096, 4096, 3)) is None and off.max_message_bytes > 10**12 and "off" in off.summary()
+    assert budget.max_message_bytes == 4 * 90_000 + 1_000_000
 
 
 def test_this_host_runs_a_small_policy_within_budget_and_refuses_a_two_million_weight_one():

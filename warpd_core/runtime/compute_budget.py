@@ -32,7 +32,7 @@ class ComputeBudget:
     overhead_s: float  # time of a forward pass with (almost) no arithmetic: calls, ufunc dispatch
     flops_per_s: float  # marginal throughput of the forward pass on this host, one thread (the slowest seen)
     period_s: float  # the control period
-    fraction: float  # share of the period one policy forward may take
+    fraction: float  # share of the period one policy forward may take; 0 = no budget (every size admitted)
 
     @property
     def max_seconds(self) -> float:
@@ -50,15 +50,15 @@ class ComputeBudget:
         and biases are 4 bytes each, biases are at most as many as weights (each unit has an input), and
         FLOPs = 2 x weights; so bytes > 4 x max_flops + the rest means FLOPs > max_flops. The rest
         (header, names, observation statistics, latent) is bounded generously by 1 MB."""
-        return 4 * self.max_flops + 1_000_000
+        return 4 * self.max_flops + 1_000_000 if self.fraction > 0 else 2**62
 
     def predicted_seconds(self, layer_sizes) -> float:
         return self.overhead_s + mlp_matmul_flops(layer_sizes) / self.flops_per_s
 
     def refusal(self, layer_sizes) -> str | None:
-        """Why a policy of these layer sizes does not fit, or None when it does."""
+        """Why a policy of these layer sizes does not fit, or None when it does (always, without a budget)."""
         flops = mlp_matmul_flops(layer_sizes)
-        if flops <= self.max_flops:
+        if self.fraction <= 0 or flops <= self.max_flops:
             return None
         return (f"policy MLP {list(layer_sizes)} needs {flops:,} FLOPs per step, predicted "
                 f"{self.predicted_seconds(layer_sizes) * 1e6:.0f} µs on this host; the budget is "
@@ -69,6 +69,9 @@ class ComputeBudget:
         return ComputeBudget(self.overhead_s, self.flops_per_s, period_s, self.fraction)
 
     def summary(self) -> str:
+        if self.fraction <= 0:
+            return (f"off (compute_budget 0: every policy size admitted; host: {self.overhead_s * 1e6:.1f} µs + "
+                    f"{self.flops_per_s / 1e9:.2f} GFLOP/s)")
         return (f"{self.max_seconds * 1e6:.0f} µs per forward = at most {self.max_flops:,} FLOPs "
                 f"(host: {self.overhead_s * 1e6:.1f} µs + {self.flops_per_s / 1e9:.2f} GFLOP/s)")
 

@@ -107,7 +107,8 @@ PARAMS = [
           "active policy would not fit the new period (compute_budget).", min=1.0, max=2000.0),
     Param("compute_budget", 0.1, "Share of the control period one policy forward may take, as predicted from "
           "this host's measured MLP speed; a policy over it is refused (over_compute_budget). The rest of the "
-          "period goes to the tick itself, joint states, swaps and status.", min=0.01, max=1.0),
+          "period goes to the tick itself, joint states, swaps and status. 0 = no budget (a host you have "
+          "verified yourself).", min=0.0, max=1.0),
     Param("stale_timeout_s", 0.1, "HOLD when the newest joint state is older than this (s): by its header stamp "
           "(see check_state_stamps) or, if later, by when it arrived.", min=0.001, max=5.0),
     Param("check_state_stamps", True,

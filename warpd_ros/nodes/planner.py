@@ -91,7 +91,7 @@ PARAMS = [
     Param("control_rate_hz", 1000.0, "The controller's control_rate_hz: the planner refuses to start with a checkpoint "
           "whose policy MLP would not fit its compute budget at that rate.", min=1.0, max=2000.0, read_only=True),
     Param("compute_budget", 0.1, "The controller's compute_budget (share of its control period per forward), "
-          "checked on this host at start-up.", min=0.01, max=1.0, read_only=True),
+          "checked on this host at start-up; 0 = no check.", min=0.0, max=1.0, read_only=True),
     Param("signing_key_file", "", "Sign every policy with the key in this file (hex, mode 0600; `warpd keygen`); "
           "'' = publish unsigned.", read_only=True),
 ]
