@@ -423,16 +423,21 @@ def to_markdown(result: dict, plot_path: Path | None, machines: list[dict]) -> s
               f"{c['p99_us']:.0f} µs; zero missed ticks: {c['missed']} missed in {c['seconds']:.0f} s (the bare timer "
               f"alone: {b['missed']}, longest period error {b['max_us'] / 1e3:.1f} ms)."]
     if not cmp.ok:
-        lines += ["", f"Why missed: the machine is oversubscribed (load average {result['load']['start'][0]:.1f} "
-                  f"at start, {result['load']['end'][0]:.1f} at end, on {os.cpu_count()} cores), so every 1 kHz loop "
-                  "here waits for a core in most windows and the bare timer itself misses "
-                  f"{b['missed'] / max(b['seconds'], 1):.0f} ticks/s. Under that contention a process's stalls grow "
-                  f"with the CPU it asks for: the controller used {c['cpu_cores']:.2f} cores (median over rounds) "
-                  f"against the bare timer's {b['cpu_cores']:.2f} (its tick, 500 joint states/s, 1000 commands/s "
-                  "published, 10 policy swaps/s), so the scheduler preempts it more often and for longer. "
-                  f"{c['empty_windows']} controller status windows held no tick at all (status timer events run in "
-                  "bursts after a stall). On an idle or real-time host the same bench measures what the controller "
-                  "itself adds; these figures mostly measure the other tenants."]
+        cores = os.cpu_count() or 1
+        busy = result["load"]["start"][0] >= cores
+        setting = (f"the machine is oversubscribed (load average {result['load']['start'][0]:.1f} at start, "
+                   f"{result['load']['end'][0]:.1f} at end, on {cores} cores): these figures mostly measure the other "
+                   "tenants" if busy else
+                   f"no other tenants (load average {result['load']['start'][0]:.1f} at start, "
+                   f"{result['load']['end'][0]:.1f} at end, on {cores} cores: this bench's own processes)")
+        lines += ["", f"Why missed: {setting}. The bare timer itself misses "
+                  f"{b['missed'] / max(b['seconds'], 1):.0f} ticks/s. On {cores} cores shared with this bench's "
+                  f"publisher, a process's stalls grow with the CPU it asks for: the controller used "
+                  f"{c['cpu_cores']:.2f} cores (median over rounds) against the bare timer's {b['cpu_cores']:.2f} "
+                  "(its tick, 500 joint states/s taken, 1000 commands/s published, 10 policy swaps/s; all Python "
+                  "callbacks on one thread), so the scheduler preempts it more often and for longer. "
+                  f"{c['empty_windows']} controller status windows held no tick at all. A larger or real-time "
+                  "host, or a C++ controller, is where the remaining gap closes; `--machine` adds its row."]
     f = result["forward_us"]
     lines += ["", f"Policy forward (MLPPolicy.select_action): p50 {f['p50']:.1f} µs, p99 {f['p99']:.1f} µs."]
     if plot_path:
