@@ -16,6 +16,7 @@ import pytest
 from conftest import REPO
 from warpd_ros.node_process import block_stop_signals
 from warpd_ros.ros_env import loopback_environment
+from warpd_ros.testing.standin import NOMINAL, RobotStandIn, running
 
 pytestmark = pytest.mark.ros
 
@@ -55,5 +56,20 @@ def test_the_planner_exits_0_while_importing_torch_loading_or_planning(delay_s):
 
 
 def test_a_running_controller_sends_the_hold_command_as_it_stops():
-    code, out = stop_after("warpd_controller", 4.0, (signal.SIGTERM,))
+    """Active (joint states flow, so autostart has activated it): the hold command is its last word."""
+    with running(RobotStandIn, NOMINAL, name="shutdown_driver") as robot:
+        code, out = stop_after("warpd_controller", 4.0, (signal.SIGTERM,))
+        time.sleep(0.3)
+        commands = robot.commands_since(0)
     assert code == 0 and "stopping: sent the hold command [0.0, 0.0, 0.0]" in out, out[-3000:]
+    assert commands and list(commands[-1].data) == [0.0, 0.0, 0.0]
+
+
+def test_an_inactive_controller_sends_nothing_as_it_stops():
+    """Without joint states it never activated: it was not commanding, and does not start to on its way out."""
+    with running(RobotStandIn, None, name="shutdown_listener") as robot:
+        code, out = stop_after("warpd_controller", 3.0, (signal.SIGTERM,))
+        time.sleep(0.3)
+        commands = robot.commands_since(0)
+    assert code == 0 and "stopping" not in out and "Traceback" not in out, out[-3000:]
+    assert commands == []

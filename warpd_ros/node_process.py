@@ -70,12 +70,15 @@ def _launcher() -> int:
     """The pid of the `ros2 launch` this node belongs to, 0 if none: its parent when that is launch, else the
     leader of its process group (launch's children share its group) when that is not this process. A launch
     that was SIGTERMed while this node was still starting may already be gone: the group leader's pid
-    remains the node's pgid, so the node still knows whose it was."""
+    remains the node's pgid, and the node, orphaned, has been adopted by init."""
     parent = os.getppid()
     if _started_by_launch(parent):
         return parent
     group = os.getpgid(0)
-    if group != os.getpid() and (_started_by_launch(group) or not _alive(group)):
+    # A dead leader means a launch that is gone only if this node was orphaned with it (adopted by init):
+    # a node started by a live process in a group whose leader exited long ago (a shell that backgrounded
+    # a test run, a daemonizing script) must not take that for a stop.
+    if group != os.getpid() and (_started_by_launch(group) or (parent == 1 and not _alive(group))):
         return group
     return 0
 
