@@ -160,7 +160,9 @@ def test_a_slow_lossy_driver_fails_naming_the_checks(run_warpd, tmp_path):
     assert rows["HOLD reaction (fault test)"]["result"] == SKIP
     verdict = proc.stdout[proc.stdout.index("verdict: FAIL"):]
     assert "state -> command latency p99" in verdict and "joint-state rate" in verdict
-    assert "ms old when it arrives" in verdict  # the latency is blamed on the link, not the controller
+    # the latency is blamed on the link, not the controller: states 200 ms late are stale on arrival, so the
+    # (lifecycle) controller refuses to activate on them, and says so
+    assert "waits to activate: joint states are stale" in verdict, verdict
 
 
 @pytest.mark.ros

@@ -49,7 +49,8 @@ def judge(m: dict, th: dict) -> list[dict]:
         lat["p99"],
         (f"from a joint state's {origin} to the first command after it arrived takes {_fmt(lat['p99'])} ms at p99; "
          f"of that, the state is already {_fmt(age['p99'])} ms old when it arrives (driver/link latency)")
-        if lat["n"] else "no joint state was followed by a command")
+        if lat["n"] else "no joint state was followed by a command"
+        + (f" (the controller held: {'; '.join(m['hold_reasons'])})" if m.get("hold_reasons") else ""))
 
     no_status = "no ControllerStatus received (is warpd_controller running, with the same topic remappings?)"
     if m.get("status_reports"):

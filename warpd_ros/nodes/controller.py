@@ -336,9 +336,13 @@ class ControllerNode(LifecycleNode):
         if self._pipeline is None or self._control_timer is not None:  # cleaned up or activated meanwhile
             self._autostart_timer.cancel()
             return
-        if self._activation_refusal() is None:
+        why = self._activation_refusal()
+        if why is None:
             self._autostart_timer.cancel()
             self.trigger_activate()
+        else:  # the status says what activation waits for (a HIL check or an operator reads it there)
+            self._set_lifecycle_reason(f"autostart waits to activate: {why}")
+            self._warn_throttled("autostart", f"not activating yet: {why}", period_s=5.0)
 
     def _activation_refusal(self) -> str | None:
         if self._last_state_ns is None:
