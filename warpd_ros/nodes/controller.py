@@ -75,7 +75,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # n
 from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.duration import Duration  # noqa: E402
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn  # noqa: E402
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
+
+RCLError = _rclpy.RCLError
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -176,6 +179,7 @@ class ControllerNode(LifecycleNode):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
+        self._guard_change_state()
         p = declare_parameters(self, PARAMS, self._on_params, self._check_change)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._ros_clock = self.get_clock()
@@ -207,6 +211,27 @@ class ControllerNode(LifecycleNode):
         else:
             self.get_logger().info("autostart is off: unconfigured until a lifecycle transition "
                                    f"(ros2 lifecycle set {self.get_fully_qualified_name()} configure, then activate)")
+
+    def _guard_change_state(self) -> None:
+        """rclpy 7 (Jazzy) raises RCLError out of the change_state service for a transition that is not
+        valid from the current state (activate while unconfigured), which would end this process: any
+        node on the graph could stop the controller that way. Answer such a request with success=false,
+        as Kilted's rclpy does."""
+        service = getattr(self, "_service_change_state", None)
+        if service is None:
+            return
+        original = service.callback
+
+        def guarded(request, response):
+            try:
+                return original(request, response)
+            except RCLError as exc:
+                self.get_logger().warning(f"refused lifecycle transition {request.transition.id}"
+                                          f"{' (' + request.transition.label + ')' if request.transition.label else ''}"
+                                          f": {exc}")
+                response.success = False
+                return response
+        service.callback = guarded
 
     def _reset_bookkeeping(self) -> None:
         """Policies, inputs and counters as at start: after construction and after cleanup."""
