@@ -68,17 +68,21 @@ def section(reports: list, command: str, params: dict) -> str:
         f"{params['hold_mode']}, action_limit {params['action_limit']:g}), warpd_sim and warpd_planner (the "
         "shipped checkpoint) where the fault is about them; a test node plays robot (joint states at 100 Hz) and "
         "planner otherwise. The same scenarios are asserted by test/test_faults.py.", "",
-        "Survived = every check of the scenario held (the test's assertions). Time to HOLD: from the fault's "
+        "Survived = every behaviour check of the scenario held (the test's assertions). Budget = the speed figures "
+        "of the scenario (missed ticks under the burst) met their BENCHMARKS.md budget; judged here, not by the "
+        "test, since other processes on a shared machine move them. Time to HOLD: from the fault's "
         "onset (the last good joint state; the first bad one; the kill of the planner or the controller) to the "
         "first zero command received. Time to recover: from the fault's removal (or the restarted process's "
         "start, which includes its start-up) to the first command of a policy again. Commands during the fault: "
         "received from the onset to the recovery; max |command| over the same span.", "",
-        "| fault | survived | time to HOLD ms | time to recover ms | commands during fault | non-finite commands "
+        "| fault | survived | budget | time to HOLD ms | time to recover ms | commands during fault | non-finite commands "
         "| max \\|command\\| |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in reports:
-        lines.append(f"| {r.fault} | {'yes' if r.survived else '**no**'} | {_ms(r.time_to_hold_s)} | "
+        lines.append(f"| {r.fault} | {'yes' if r.survived else '**no**'} | "
+                     f"{('met' if r.within_budget else '**over**') if any(c.budget for c in r.checks) else '—'} | "
+                     f"{_ms(r.time_to_hold_s)} | "
                      f"{_ms(r.time_to_recover_s)} | {r.commands_during_fault} | {r.nonfinite_commands} | "
                      f"{_max(r.max_abs_command)} |")
     nonfinite = sum(r.nonfinite_commands for r in reports)
@@ -89,9 +93,9 @@ def section(reports: list, command: str, params: dict) -> str:
         lines.append("Run a second time because the first attempt failed while the machine was visibly loaded "
                      "(the test process stalled >= 50 ms, or the controller missed > 5 ticks in a second): "
                      + ", ".join(r.fault for r in retried) + ".")
-    failed = [r for r in reports if not r.survived]
+    failed = [r for r in reports if not (r.survived and r.within_budget)]
     if failed:
-        lines += ["", "Checks that failed:"]
+        lines += ["", "Checks that failed (or figures over budget):"]
         lines += [f"- {r.fault}: {c.what}" + (f" ({c.detail})" if c.detail else "")
                   for r in failed for c in r.checks if not c.ok]
     return "\n".join(lines)

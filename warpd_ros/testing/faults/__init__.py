@@ -35,7 +35,7 @@ def run_scenario(graph: FaultGraph, name: str) -> FaultReport:
         report.stand_in_stall_s = graph.robot.longest_stall(started, time.monotonic())
         report.max_missed_per_s = max(missed_per_second(graph.robot, started, time.monotonic() - 1.0), default=0)
         loaded = report.stand_in_stall_s >= STALL_S or report.max_missed_per_s > LOADED_MISSED_PER_S
-        if report.survived or not loaded:
+        if (report.survived and report.within_budget) or not loaded:
             break
     return report
 

@@ -74,6 +74,10 @@ class Check:
     what: str
     ok: bool
     detail: str = ""
+    # A speed goal (missed ticks against the BENCHMARKS.md budget), not a behaviour: the benchmark judges
+    # it; the test does not, because on a shared 2-core machine other processes move it (see the brief's
+    # rule: speed goals are checked by benchmarks, never by timed unit tests).
+    budget: bool = False
 
 
 @dataclass
@@ -92,20 +96,27 @@ class FaultReport:
     max_missed_per_s: int = 0  # the controller's worst second for missed ticks during the scenario
     notes: list[str] = field(default_factory=list)  # figures beyond the table's columns
 
-    def check(self, what: str, ok, detail: str = "") -> bool:
-        self.checks.append(Check(what, bool(ok), detail))
+    def check(self, what: str, ok, detail: str = "", budget: bool = False) -> bool:
+        self.checks.append(Check(what, bool(ok), detail, budget))
         return bool(ok)
 
     @property
     def survived(self) -> bool:
-        return bool(self.checks) and all(c.ok for c in self.checks)
+        """Every behaviour check held (what test/test_faults.py asserts)."""
+        behaviour = [c for c in self.checks if not c.budget]
+        return bool(behaviour) and all(c.ok for c in behaviour)
+
+    @property
+    def within_budget(self) -> bool:
+        """Every speed-budget figure met (what bench/faults.py reports)."""
+        return all(c.ok for c in self.checks if c.budget)
 
     def explain(self) -> str:
         lines = [f"{self.fault}: {'survived' if self.survived else 'FAILED'} (attempt {self.attempts}; the test "
                  f"process stalled up to {self.stand_in_stall_s * 1e3:.0f} ms, the controller missed up to "
                  f"{self.max_missed_per_s} ticks in a second)"]
-        lines += [f"  [{'ok' if c.ok else 'FAIL'}] {c.what}" + (f" ({c.detail})" if c.detail else "")
-                  for c in self.checks]
+        lines += [f"  [{'ok' if c.ok else ('OVER BUDGET' if c.budget else 'FAIL')}] {c.what}"
+                  + (f" ({c.detail})" if c.detail else "") for c in self.checks]
         return "\n".join(lines)
 
 

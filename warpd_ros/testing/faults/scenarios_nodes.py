@@ -20,8 +20,8 @@ from warpd_ros.testing.faults.graph import (BURST_RATE_HZ, BURST_S, CONTROLLER, 
 # ---------------------------------------------------------------------------------------------- policies
 def policy_burst(graph: FaultGraph) -> FaultReport:
     """BURST_RATE_HZ valid policies per second for BURST_S: every one accepted (none rejected), the
-    last one active at the end, no HOLD and no command outside what the policies ask for, and no more
-    missed control ticks than the benchmarked budget.
+    last one active at the end, no HOLD and no command outside what the policies ask for; and (a speed
+    figure the benchmark judges, the test does not) no more missed control ticks than the budget.
 
     The burst alternates two weight sets A and B (each message a new policy_id): every command must
     then lie, joint by joint, between A's and B's actions (the controller's rate limit moves it from
@@ -82,7 +82,7 @@ def policy_burst(graph: FaultGraph) -> FaultReport:
     report.check(f"the burst adds <= {MISSED_TICKS_PER_S_BUDGET:g} missed control ticks/s (BENCHMARKS.md budget) "
                  "to the rate without swaps, beyond counting noise", burst and np.median(burst) <= allowed,
                  f"median per second of burst {np.median(burst) if burst else None} <= {allowed:.1f}; "
-                 f"per second of burst {burst}, without swaps before {quiet[0]} and after {quiet[1]}")
+                 f"per second of burst {burst}, without swaps before {quiet[0]} and after {quiet[1]}", budget=True)
     during = robot.commands_between(t_burst, t_end)
     holds = sum(is_hold(c) for c in during)
     report.check("no HOLD during the burst", during and holds == 0, f"{holds} zero commands of {len(during)}")
