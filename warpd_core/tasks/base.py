@@ -49,6 +49,18 @@ class TaskSpec(ObsActionLayout):
     description: str = ""
 
 
+@dataclass(frozen=True)
+class SceneMarker:
+    """A thing in the scene worth drawing (goal, obstacle) in RViz/Foxglove markers and videos.
+    World frame, metres; `size` is the full extent along x, y, z (a sphere's diameter three times)."""
+
+    name: str
+    shape: str  # "sphere" | "cylinder" | "box"
+    position: tuple[float, float, float]
+    size: tuple[float, float, float]
+    rgba: tuple[float, float, float, float] = (0.5, 0.5, 0.5, 1.0)
+
+
 @dataclass
 class StepResult:
     obs: np.ndarray
@@ -107,6 +119,15 @@ class Task(ABC):
     @abstractmethod
     def displace_target(self, offset: np.ndarray) -> None:
         """Move the goal (or the object to be manipulated) by `offset` (world xyz) mid-episode."""
+
+    # ---- things to look at (markers, videos) ------------------------------------------------------
+    def scene_markers(self) -> list[SceneMarker]:
+        """Goal and obstacles as they are now (the goal moves under perturbation)."""
+        return []
+
+    def effector_position(self) -> np.ndarray:
+        """World xyz of the point that must reach the goal (the executed path is drawn from it)."""
+        raise NotImplementedError(f"{self.spec.name} does not name an effector point")
 
     def plot_xy(self, obs: np.ndarray) -> np.ndarray:
         """(T, 2) positions to draw for a (T, obs_dim) trajectory in `warpd plot-demos`."""

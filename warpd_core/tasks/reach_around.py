@@ -16,7 +16,7 @@ from importlib import resources
 import mujoco
 import numpy as np
 
-from warpd_core.tasks.base import Expert, StepResult, Task, TaskSpec
+from warpd_core.tasks.base import Expert, SceneMarker, StepResult, Task, TaskSpec
 
 LINKS = np.array([0.25, 0.25, 0.15])  # link lengths in the MJCF (shoulder->elbow->wrist->finger)
 PILLAR_XY = np.array([0.40, 0.0])
@@ -185,3 +185,24 @@ class ReachAroundTask(Task):
 
     def plot_xy(self, obs: np.ndarray) -> np.ndarray:
         return fingertip_xy(np.asarray(obs)[:, :3])
+
+    # ---- things to look at --------------------------------------------------------------------
+    def effector_position(self) -> np.ndarray:
+        return self.data.site_xpos[self._tip_site].copy()
+
+    def scene_markers(self) -> list[SceneMarker]:
+        return [_geom_marker(self.model, self.data, "pillar", "obstacle"),
+                SceneMarker("goal", "sphere", _floats(self.data.mocap_pos[self._goal_mocap]), (0.04,) * 3,
+                            (0.2, 0.8, 0.3, 0.6))]
+
+
+def _geom_marker(model, data, geom: str, name: str) -> SceneMarker:
+    """A cylinder geom of the model as a marker (pillars are cylinders)."""
+    g = model.geom(geom).id
+    radius, half_height = model.geom_size[g][:2]
+    return SceneMarker(name, "cylinder", _floats(data.geom_xpos[g]), _floats([2 * radius, 2 * radius, 2 * half_height]),
+                       _floats(model.geom_rgba[g]))
+
+
+def _floats(values) -> tuple:
+    return tuple(float(v) for v in values)
