@@ -28,7 +28,17 @@ def _reach_around(**kwargs) -> Task:
     return ReachAroundTask(**kwargs)
 
 
+def _panda(interface: str) -> Callable[..., Task]:
+    def build(**kwargs) -> Task:
+        from warpd_core.tasks.panda_reach_around import PandaReachAroundTask
+
+        return PandaReachAroundTask(interface=interface, **kwargs)
+    return build
+
+
 register("reach_around", _reach_around)
+register("panda_reach_around", _panda("velocity"))
+register("panda_reach_around_position", _panda("position"))
 for _name, _factory in metaworld_factories().items():
     register(_name, _factory)
 
