@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Set up warpd_ros for development on a machine without a ROS 2 install:
 #   a venv (.venv) with pinned ROS 2 "kilted" wheels (or "jazzy", the LTS, in .venv-jazzy), torch==2.13.0
-#   and the ML stack; the messages in msg/ built with rosidl into that venv; warpd_ros + warpd_core
-#   installed editable; and, where ../shared/ros-launch-wheels exists, the real launch / launch_testing /
-#   ros2 CLI wheels plus colcon, so `colcon build` and `ros2 launch` run against the package.
+#   and the ML stack; the messages in msg/ (and interfaces/tf2_msgs, where the distro has no wheel for it)
+#   built with rosidl into that venv; warpd_ros + warpd_core installed editable; and, where
+#   ../shared/ros-launch-wheels exists, the real launch / launch_testing / ros2 CLI wheels plus colcon,
+#   so `colcon build` and `ros2 launch` run against the package.
 #
 # Idempotent: every step remembers what it did (a stamp in .venv/) and is skipped while its
 # inputs are unchanged; the message build is incremental (cmake). Safe to run again at any time.
@@ -81,6 +82,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# Offscreen rendering (`warpd demo --video`): MuJoCo renders without a display through OSMesa.
+# Optional, as nothing else needs it: installed with apt when we are root, otherwise we say how.
+if ! "$PY" -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("OSMesa") is None)'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing libosmesa6 with apt (offscreen MuJoCo rendering for videos)"
+    run apt-update-osmesa apt-get update
+    run apt-install-osmesa env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libosmesa6
+  else
+    say "note: libosmesa6 is missing; videos (warpd demo --video) need it: sudo apt-get install libosmesa6"
+  fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating venv $VENV with $PY ($PYVER)"
   "$PY" -m venv "$VENV" >"$LOGS/venv.log" 2>&1 || die "could not create a venv with $PY" "apt-get install python3-venv"
@@ -141,6 +154,22 @@ run cmake-install cmake --install "$BUILD"
 # and pip must see a single distribution, so remove both.
 SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 rm -rf "$SITE/warpd_ros/__init__.py" "$SITE"/warpd_ros/__pycache__/__init__.* "$SITE"/warpd_ros-*.egg-info
+
+# 3b. tf2_msgs (warpd_sim's /tf) where the distro has no wheel for it: build interfaces/tf2_msgs the
+# same way. Once built here it is kept up to date (incremental); a distro that ships it is left alone.
+TF2_BUILD="$ROOT/build/tf2_msgs-$DISTRO"
+if [ -f "$VENV/.warpd-tf2_msgs-built" ] || ! "$VPY" -c 'import tf2_msgs.msg' >/dev/null 2>&1; then
+  say "messages: tf2_msgs (no wheel for ROS 2 $DISTRO) -> interfaces/tf2_msgs built into the venv"
+  if [ ! -f "$TF2_BUILD/CMakeCache.txt" ]; then
+    mkdir -p "$TF2_BUILD"
+    run tf2-configure env CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV" \
+      cmake -S "$ROOT/interfaces/tf2_msgs" -B "$TF2_BUILD" -DCMAKE_INSTALL_PREFIX="$VENV" \
+      -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release
+  fi
+  run tf2-build env CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV" cmake --build "$TF2_BUILD" -j2
+  run tf2-install cmake --install "$TF2_BUILD"
+  touch "$VENV/.warpd-tf2_msgs-built"
+fi
 
 # 4. Editable install of warpd_ros + warpd_core (the `warpd` command) ---------------------------
 pkg_stamp="$(stamp_of setup.py)"

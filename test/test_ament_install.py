@@ -13,7 +13,8 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-SOURCES = ("CMakeLists.txt", "package.xml", "msg", "srv", "launch", "config", "warpd_ros", "warpd_core", "scripts")
+SOURCES = ("CMakeLists.txt", "cmake", "package.xml", "msg", "srv", "launch", "config", "warpd_ros", "warpd_core",
+           "scripts")
 
 
 @pytest.fixture(scope="module")

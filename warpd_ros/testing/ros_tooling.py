@@ -21,8 +21,8 @@ from warpd_ros.testing.processes import REPO
 
 # What a colcon build of the package needs from the checkout (the venv inside the repository must not be
 # in the source tree: CMake refuses to export include paths from a source tree into an install prefix).
-PACKAGE_SOURCES = ("CMakeLists.txt", "package.xml", "msg", "srv", "launch", "config", "warpd_ros", "warpd_core",
-                   "scripts", "checkpoints")
+PACKAGE_SOURCES = ("CMakeLists.txt", "cmake", "package.xml", "msg", "srv", "launch", "config", "warpd_ros",
+                   "warpd_core", "scripts", "checkpoints")
 TOOLING_MODULES = ("launch", "launch_ros", "launch_testing", "ros2cli", "ros2launch", "ros2param")
 
 
