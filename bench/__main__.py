@@ -79,6 +79,8 @@ BENCHMARKS = (
               "the issue-6 goals", ("--quick",)),
     Benchmark("mt10", "MT10 multitask: per-task success of WARPD, the expert and Diffusion Policy",
               ("--seeds", "1", "--tasks", "metaworld/reach-v3")),
+    Benchmark("panda", "Franka Panda task: IK expert, shipped checkpoint by K, WARPD vs DP sweep, training time",
+              ("--quick",)),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}
 

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from conftest import REPO
 from warpd_core.errors import WarpdError
-from warpd_core.runtime.command_limits import JointLimits, limit_command, limits_from_mjcf, velocity_bounds
+from warpd_core.runtime.command_limits import (JointLimits, limit_command, limits_from_mjcf, limits_from_model,
+                                                velocity_bounds)
 from warpd_core.runtime.command_pipeline import Mode
 
 JOINTS = ("shoulder", "elbow", "wrist")
@@ -122,6 +123,18 @@ def test_limits_from_the_task_model_and_the_shipped_configs_agree():
         limits_from_mjcf(MJCF, ("shoulder", "knee"))
     with pytest.raises(WarpdError, match="cannot read MJCF"):
         limits_from_mjcf(REPO / "README.md")
+
+
+def test_the_panda_config_carries_the_panda_models_limits():
+    from warpd_core.tasks import make_task
+
+    task = make_task("panda_reach_around")
+    limits = limits_from_model(task.model, task.spec.joint_names)
+    ctrl = yaml.safe_load((REPO / "config" / "sim_panda.yaml").read_text())["warpd_controller"]["ros__parameters"]
+    for name in ("position_lower", "position_upper", "velocity_limit", "effort_limit"):
+        np.testing.assert_allclose(ctrl[name], getattr(limits, name), atol=1e-4, err_msg=f"sim_panda.yaml {name}")
+    assert ctrl["action_limit"] == pytest.approx(max(task.spec.action_high))
+    assert len(ctrl["acceleration_limit"]) == 7 and all(a > 0 for a in ctrl["acceleration_limit"])
 
 
 # ------------------------------------------------------------------- through a real controller process

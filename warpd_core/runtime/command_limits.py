@@ -166,6 +166,14 @@ def limits_from_mjcf(path: str | Path, joint_names=None) -> JointLimits:
         model = mujoco.MjModel.from_xml_path(str(path))
     except (ValueError, OSError) as exc:
         raise WarpdError(f"cannot read MJCF model {path}: {exc}") from None
+    return limits_from_model(model, joint_names, source=str(path))
+
+
+def limits_from_model(model, joint_names=None, source: str = "the model") -> JointLimits:
+    """:func:`limits_from_mjcf` for a compiled MjModel (a task's model built with MjSpec)."""
+    import mujoco
+
+    path = source
     movable = (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
     ids = {mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j): j
            for j in range(model.njnt) if model.jnt_type[j] in movable}
