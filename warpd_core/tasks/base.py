@@ -129,6 +129,27 @@ class Task(ABC):
         """World xyz of the point that must reach the goal (the executed path is drawn from it)."""
         raise NotImplementedError(f"{self.spec.name} does not name an effector point")
 
+    def video_camera(self) -> dict:
+        """A fixed free camera for videos (`lookat` xyz, `distance`, `azimuth`, `elevation` in
+        degrees, as mujoco.MjvCamera takes them) that keeps the robot, goal and obstacles in view.
+        The default frames the bodies (as they are now), the scene markers and the effector, seen
+        obliquely from beyond the goal, where the arm hides the least; tasks may choose better."""
+        points = [np.asarray(p, dtype=np.float64) for p in self.data.xpos[1:]]
+        points += [np.asarray(m.position, dtype=np.float64) for m in self.scene_markers()]
+        try:
+            points.append(np.asarray(self.effector_position(), dtype=np.float64))
+        except NotImplementedError:
+            pass
+        if len(points) < 2:  # nothing to frame: the whole model from MuJoCo's own size estimate
+            stat = self.model.stat
+            return {"lookat": tuple(float(v) for v in stat.center), "distance": 1.4 * float(stat.extent),
+                    "azimuth": -150.0, "elevation": -35.0}
+        points = np.array(points)
+        centre = (points.min(0) + points.max(0)) / 2
+        radius = float(np.linalg.norm(points - centre, axis=1).max())
+        return {"lookat": tuple(float(v) for v in centre), "distance": max(0.5, 3.4 * radius),
+                "azimuth": -150.0, "elevation": -35.0}
+
     def plot_xy(self, obs: np.ndarray) -> np.ndarray:
         """(T, 2) positions to draw for a (T, obs_dim) trajectory in `warpd plot-demos`."""
         return np.asarray(obs)[:, :2]

@@ -187,6 +187,10 @@ class ReachAroundTask(Task):
         return fingertip_xy(np.asarray(obs)[:, :3])
 
     # ---- things to look at --------------------------------------------------------------------
+    def video_camera(self) -> dict:
+        """From behind the base and above: both ways round the pillar and the goal stay in view."""
+        return {"lookat": (0.30, 0.0, 0.08), "distance": 1.0, "azimuth": 0.0, "elevation": -68.0}
+
     def effector_position(self) -> np.ndarray:
         return self.data.site_xpos[self._tip_site].copy()
 
