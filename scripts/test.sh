@@ -4,7 +4,8 @@
 # (idempotent, fast when nothing changed), keeps DDS on loopback in a private domain, then runs
 # the pytest suite in that distro's venv: everything in the first distro's pass, and in the others
 # every test that touches ROS (tests of files that touch no ROS, marked `core` by test/conftest.py,
-# cannot depend on the distro and run once). Extra arguments go to pytest, e.g.
+# cannot depend on the distro and run once; long soak and statistical tests marked `once` run once too,
+# which keeps both passes within the 45-minute CI budget). Extra arguments go to pytest, e.g.
 # scripts/test.sh -k doctor. WARPD_ROS_DISTROS="kilted" runs one distro only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,7 +31,8 @@ for distro in $DISTROS; do
   WARPD_VENV="$venv" WARPD_QUIET=1 bash scripts/setup.sh
   echo "[test] ROS 2 $distro: ROS_DOMAIN_ID=$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$ROS_AUTOMATIC_DISCOVERY_RANGE"
   select=()
-  [ "$first" = 1 ] || select=(-m "not core")  # the user's own -m, in "$@", comes later and wins
+  # the user's own -m, in "$@", comes later and wins
+  [ "$first" = 1 ] || select=(-m "not core and not once")
   first=0
   set +e
   WARPD_VENV="$venv" "$venv/bin/python" -m pytest test "${select[@]}" "$@" 2>&1 | tee "$LOGS/pytest-$distro.log"

@@ -16,6 +16,7 @@ from warpd_ros.testing.fuzz import ALL_KINDS, DDS_REASONS, KNOWN_REASONS, LAST_I
 CI_CASES = 10_000
 
 
+@pytest.mark.once  # in-process admission (no DDS): the same Python on every distro
 def test_ten_thousand_malformed_policies_are_all_refused_for_a_known_reason():
     start = time.monotonic()
     stats = fuzz(CI_CASES, seed_value=20261126)

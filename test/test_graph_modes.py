@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 from warpd_ros.testing.graph_episodes import binomial_bound, demo_mode_shares, run_graph
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.once]  # statistics of the graph: one distro's pass
 
 CHECKPOINT = REPO / "checkpoints" / "reach_around" / "checkpoint.safetensors"
 EPISODES, SEED, SIGMAS = 30, 10_000, 3.0

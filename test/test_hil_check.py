@@ -146,6 +146,7 @@ def test_emulated_graph_passes_at_nominal_settings(run_warpd, tmp_path):
 
 @pytest.mark.ros
 @pytest.mark.slow
+@pytest.mark.once  # a 60-s soak of the analysis; the nominal run above covers the distro
 @needs_checkpoint
 def test_a_slow_lossy_driver_fails_naming_the_checks(run_warpd, tmp_path):
     out = tmp_path / "hil.json"
