@@ -1,4 +1,5 @@
-"""The one place where ROS messages become numpy and back: PolicyWeights, JointState, commands.
+"""The one place where ROS messages become numpy and back: PolicyWeights, JointState, commands, and
+the 4x4 link poses /tf carries (TransformStamped).
 
 Fast path for the big arrays (see shared notes): ``float32[]`` fields are ``array.array('f')``;
 building one from bytes costs ~0.2 ms for 70k floats where assigning a numpy array costs ~8 ms,
@@ -11,8 +12,10 @@ from array import array
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
+from geometry_msgs.msg import TransformStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
+from transforms3d.quaternions import mat2quat, quat2mat
 
 from warpd_core.errors import PolicyValidationError
 from warpd_core.runtime.policy_spec import GeneratedPolicy, MLPArchitecture, as_float32_vector
@@ -172,3 +175,25 @@ def float64_array_msg(values) -> Float64MultiArray:
     if not np.isfinite(array_).all():
         raise ValueError("refusing to publish NaN/Inf")
     return Float64MultiArray(data=array_.tolist())
+
+
+def transform_stamped_msg(parent: str, child: str, matrix, stamp_ns: int) -> TransformStamped:
+    """`child`'s frame in `parent`'s (a 4x4 rigid transform) as tf carries it."""
+    msg = TransformStamped()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id, msg.child_frame_id = parent, child
+    t = msg.transform
+    t.translation.x, t.translation.y, t.translation.z = (float(v) for v in np.asarray(matrix)[:3, 3])
+    w, x, y, z = mat2quat(np.asarray(matrix)[:3, :3])
+    sign = -1.0 if w < 0 else 1.0  # one of the two equal quaternions: w >= 0
+    t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w = (sign * float(c) for c in (x, y, z, w))
+    return msg
+
+
+def transform_to_matrix(transform) -> np.ndarray:
+    """A geometry_msgs/Transform (or a TransformStamped's .transform) as a 4x4 matrix."""
+    r, v = transform.rotation, transform.translation
+    out = np.eye(4)
+    out[:3, :3] = quat2mat(np.array([r.w, r.x, r.y, r.z]) / np.linalg.norm([r.w, r.x, r.y, r.z]))
+    out[:3, 3] = (v.x, v.y, v.z)
+    return out

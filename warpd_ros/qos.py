@@ -10,6 +10,10 @@
   newest policy matters); tools that must see every message of a burst ask for more.
 - Status, diagnostics, task features and episode events are reliable; task features are also
   transient-local, so a late controller learns the current goal at once.
+- /tf is what tf2_ros's broadcaster uses (reliable, volatile, depth 100). robot_description is
+  reliable and transient-local, as robot_state_publisher publishes it (RViz and Foxglove subscribe it
+  that way). Markers are transient-local too: every MarkerArray is complete, so the latest one is all
+  a late viewer needs.
 """
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
@@ -31,3 +35,6 @@ COMMAND_QOS = _profile(10)
 STATUS_QOS = _profile(10)
 EVENTS_QOS = _profile(50)
 TASK_FEATURES_QOS = _profile(1, latched=True)
+TF_QOS = _profile(100)
+ROBOT_DESCRIPTION_QOS = _profile(1, latched=True)
+MARKERS_QOS = _profile(1, latched=True)

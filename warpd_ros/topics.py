@@ -7,7 +7,8 @@ ros2_control defaults, so a real robot plugs in by remapping, not by code change
 `joint_state_broadcaster` publishes /joint_states, and a velocity `forward_command_controller` named
 forward_velocity_controller listens on /forward_velocity_controller/commands.
 /diagnostics stays absolute: it is the one topic a diagnostic aggregator reads for every robot
-(each status names its node in full in hardware_id).
+(each status names its node in full in hardware_id). /tf is absolute too: tf listeners (RViz,
+Foxglove, tf2_ros) read the one /tf; several robots keep apart by warpd_sim's frame_prefix.
 """
 
 JOINT_STATES = "joint_states"  # sensor_msgs/JointState: positions + velocities of the robot's joints
@@ -17,3 +18,6 @@ POLICY_WEIGHTS = "warpd/policy_weights"  # warpd_ros/PolicyWeights: the policy-s
 CONTROLLER_STATUS = "warpd/controller_status"  # warpd_ros/ControllerStatus, ~10 Hz
 EPISODE_EVENTS = "warpd/episode_events"  # warpd_ros/EpisodeEvent: sim resets, successes, timeouts, pushes
 DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray, ~10 Hz
+TF = "/tf"  # tf2_msgs/TFMessage: the sim's link poses (parent link -> child link, rooted at `world`)
+ROBOT_DESCRIPTION = "robot_description"  # std_msgs/String, latched: the URDF generated from the sim's model
+MARKERS = "warpd/markers"  # visualization_msgs/MarkerArray: goal, obstacles, executed path, policy swap points

@@ -8,6 +8,13 @@ episode start and whenever they change, EpisodeEvents on EPISODE_EVENTS, and opt
 rosgraph_msgs/Clock on /clock. Subscribes joint velocity commands (Float64MultiArray) on
 JOINT_COMMANDS. Services: `~/reset` and `~/perturb` (std_srvs/Trigger).
 
+For RViz / Foxglove (README "RViz / Foxglove"): the URDF generated from the task's MuJoCo model on
+ROBOT_DESCRIPTION (latched, once at start); /tf with every link of the robot, parent link -> child
+link from `world`, at tf_rate_hz, stamped like the joint state it goes with; and a MarkerArray on
+MARKERS at markers_rate_hz: the task's scene markers (goal, obstacles), the effector's path this
+episode, and the points where the controller's active policy changed (from ControllerStatus). /tf
+shows the true simulated state; joint_states carry the observation noise, if any.
+
 How the loop runs:
 - A steady-clock wall timer fires every control_dt / real_time_factor seconds; each tick is one
   task step (control_dt of sim time) with the latest command, or zeros when none arrived within
@@ -47,6 +54,7 @@ import numpy as np
 from warpd_core.errors import WarpdError
 from warpd_core.perturb.perturber import Perturber
 from warpd_core.perturb.spec import PerturbationSpec, Push
+from warpd_core.robot_description import robot_description
 from warpd_core.tasks.registry import make_task
 from warpd_ros.params import Param, declare_parameters
 from warpd_ros.ros_env import require_ros, resolve_package_file, run_node
@@ -56,9 +64,12 @@ rclpy = require_ros()
 from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
+import mujoco  # noqa: E402
 from rosgraph_msgs.msg import Clock as ClockMsg  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Float64MultiArray  # noqa: E402
+from std_msgs.msg import Float64MultiArray, String  # noqa: E402
+from tf2_msgs.msg import TFMessage  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from warpd_ros import topics  # noqa: E402
@@ -66,7 +77,9 @@ from warpd_core.runtime.command_pipeline import Mode  # noqa: E402
 from warpd_ros.conversions import float64_array_msg, joint_state_msg, ns_to_stamp, stamp_to_ns  # noqa: E402
 from warpd_ros.modes import status_mode  # noqa: E402
 from warpd_ros.msg import ControllerStatus, EpisodeEvent  # noqa: E402
-from warpd_ros.qos import COMMAND_QOS, EVENTS_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS  # noqa: E402
+from warpd_ros.qos import (COMMAND_QOS, EVENTS_QOS, MARKERS_QOS, ROBOT_DESCRIPTION_QOS, SENSOR_QOS,  # noqa: E402
+                           STATUS_QOS, TASK_FEATURES_QOS, TF_QOS)
+from warpd_ros.visualization import EpisodeMarkers, tf_message  # noqa: E402
 
 NODE_NAME = "warpd_sim"
 CLOCK_TOPIC = "/clock"  # the ROS-wide name use_sim_time nodes listen on (not a warpd topic)
@@ -92,6 +105,12 @@ PARAMS = [
           "reports RUN with a policy stamped at or after its reset (controller_runs: neither the planner's start-up "
           "nor the previous episode's policy counts against the episode).",
           choices=("immediately", "controller_runs"), read_only=True),
+    Param("tf_rate_hz", 50.0, "Rate (wall time) of /tf with the robot's link poses; 0 = no /tf. At most one per "
+          "control step.", min=0.0, max=1000.0),
+    Param("markers_rate_hz", 10.0, "Rate (wall time) of the MarkerArray (goal, obstacles, path, policy swaps); "
+          "0 = none.", min=0.0, max=100.0),
+    Param("frame_prefix", "", "Prefix of the tf frame names (as robot_state_publisher's frame_prefix), for several "
+          "robots on one /tf, e.g. 'r1/'.", read_only=True),
 ]
 
 
@@ -106,6 +125,9 @@ class SimNode(Node):
         self._command_timeout_s = values["command_timeout_s"]
         self._seed = values["seed"]
         self._publish_clock = values["publish_clock"]
+        self._tf_rate = values["tf_rate_hz"]
+        self._markers_rate = values["markers_rate_hz"]
+        self._frame_prefix = values["frame_prefix"]
 
         self.task = make_task(values["task"])  # WarpdError (with the known names) if unknown
         spec = self.task.spec
@@ -123,6 +145,7 @@ class SimNode(Node):
         self._features_pub = self.create_publisher(Float64MultiArray, topics.TASK_FEATURES, TASK_FEATURES_QOS)
         self._events_pub = self.create_publisher(EpisodeEvent, topics.EPISODE_EVENTS, EVENTS_QOS)
         self._clock_pub = self.create_publisher(ClockMsg, CLOCK_TOPIC, CLOCK_QOS) if self._publish_clock else None
+        self._init_visualization()
         self.create_subscription(Float64MultiArray, topics.JOINT_COMMANDS, self._on_command, COMMAND_QOS)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(Trigger, "~/perturb", self._on_perturb)
@@ -148,9 +171,8 @@ class SimNode(Node):
         self._wait_for_controller = values["episode_start"] == "controller_runs"
         self._reset_ns = 0  # stamp of the latest reset: the episode waits for a policy stamped at or after it
         self._start_episode("start")
-        if self._wait_for_controller:
-            self.create_subscription(ControllerStatus, topics.CONTROLLER_STATUS, self._on_controller_status,
-                                     STATUS_QOS)
+        # the episode start waits for it (episode_start=controller_runs); the markers show its policy swaps
+        self.create_subscription(ControllerStatus, topics.CONTROLLER_STATUS, self._on_controller_status, STATUS_QOS)
         self._make_timer()
         self.get_logger().info(
             f"simulating {spec.name} ({self._n} joints, control_dt {spec.control_dt * 1e3:.0f} ms, "
@@ -166,6 +188,8 @@ class SimNode(Node):
         self._level = changes.get("perturbation_level", self._level)
         self._reset_delay_s = changes.get("reset_delay_s", self._reset_delay_s)
         self._command_timeout_s = changes.get("command_timeout_s", self._command_timeout_s)
+        self._tf_rate = changes.get("tf_rate_hz", self._tf_rate)
+        self._markers_rate = changes.get("markers_rate_hz", self._markers_rate)
         if "max_episodes" in changes:
             self._max_episodes = changes["max_episodes"]
             if self._phase == "finished" and not self._limit_reached():
@@ -196,6 +220,9 @@ class SimNode(Node):
         self._command_time = time.monotonic()
 
     def _on_controller_status(self, msg: ControllerStatus) -> None:
+        self._note_policy_swap(msg)
+        if not self._wait_for_controller:
+            return
         if self._phase != "waiting" or status_mode(msg) == Mode.HOLD or not msg.has_active_policy:
             return
         policy_stamp_ns = stamp_to_ns(msg.header.stamp) - int(round(msg.active_policy_age * 1e9))
@@ -239,6 +266,7 @@ class SimNode(Node):
             self._start_episode("simulation diverged")
             return
         self._publish_observation(result.obs, seen)
+        self._note_path_point()
         if result.done:
             self._end_episode(EpisodeEvent.SUCCESS if result.success else EpisodeEvent.TIMEOUT)
 
@@ -271,6 +299,8 @@ class SimNode(Node):
         self._phase = "waiting" if self._wait_for_controller else "running"
         self._episode_wall_start = time.monotonic()
         self._reset_ns = self._stamp_ns()
+        self._episode_markers.new_episode()
+        self._note_path_point()
         self._event(EpisodeEvent.RESET, f"{why}; perturbation level {self._level:g}")
         self._publish_observation(obs, self.perturber.observe(obs), force_features=True)
 
@@ -320,8 +350,65 @@ class SimNode(Node):
 
     def _publish_joint_state(self, seen: np.ndarray) -> None:
         n = self._n
-        self._joint_pub.publish(joint_state_msg(self.task.spec.joint_names, seen[:n], seen[n:2 * n],
-                                                self._stamp_ns()))
+        stamp_ns = self._stamp_ns()
+        self._joint_pub.publish(joint_state_msg(self.task.spec.joint_names, seen[:n], seen[n:2 * n], stamp_ns))
+        self._publish_visualization(stamp_ns)
+
+    # ---- RViz / Foxglove ----------------------------------------------------------------------
+    def _init_visualization(self) -> None:
+        """The URDF (published once, latched), /tf and the marker publishers, and their state."""
+        self._description = robot_description(self.task.model)
+        self._viz_data = mujoco.MjData(self.task.model)  # kinematics of the current qpos, off the sim's MjData
+        self._tf_pub = self.create_publisher(TFMessage, topics.TF, TF_QOS)
+        self._markers_pub = self.create_publisher(MarkerArray, topics.MARKERS, MARKERS_QOS)
+        self._description_pub = self.create_publisher(String, topics.ROBOT_DESCRIPTION, ROBOT_DESCRIPTION_QOS)
+        self._description_pub.publish(String(data=self._description.urdf))
+        self._episode_markers = EpisodeMarkers(frame=self._frame_prefix + "world")
+        self._has_effector = True
+        self._last_policy_id: int | None = None
+        self._last_tf = self._last_markers = -np.inf  # monotonic seconds
+
+    def _due(self, last: float, rate_hz: float, now: float) -> bool:
+        # 10% slack: a tick that fires a little early still counts at a rate equal to the control rate
+        return rate_hz > 0 and now - last >= 0.9 / rate_hz
+
+    def _publish_visualization(self, stamp_ns: int) -> None:
+        now = time.monotonic()
+        if self._due(self._last_tf, self._tf_rate, now):
+            self._last_tf = now
+            d = self._viz_data
+            d.qpos[:] = self.task.data.qpos  # mocap bodies are no robot links: qpos is all the tree needs
+            # the sim's own xpos lags qpos by one physics step (mj_step computes kinematics first)
+            mujoco.mj_kinematics(self.task.model, d)
+            self._tf_pub.publish(tf_message(self._description, d, stamp_ns, self._frame_prefix))
+        if self._due(self._last_markers, self._markers_rate, now):
+            self._last_markers = now
+            self._markers_pub.publish(self._episode_markers.message(self.task.scene_markers(), stamp_ns))
+
+    def _effector(self) -> np.ndarray | None:
+        if not self._has_effector:
+            return None
+        try:
+            return self.task.effector_position()
+        except NotImplementedError:
+            self._has_effector = False  # a task that names no effector point: no path, no swap points
+            return None
+
+    def _note_path_point(self) -> None:
+        point = self._effector()
+        if point is not None:
+            self._episode_markers.add_path_point(point)
+
+    def _note_policy_swap(self, msg: ControllerStatus) -> None:
+        """A swap point where the controller's active policy changed while an episode ran (from one policy
+        to another: the first policy the controller runs is no swap)."""
+        policy = int(msg.active_policy_id) if msg.has_active_policy else None
+        changed = policy is not None and self._last_policy_id is not None and policy != self._last_policy_id
+        self._last_policy_id = policy if policy is not None else self._last_policy_id
+        if changed and self._phase == "running":
+            point = self._effector()
+            if point is not None:
+                self._episode_markers.add_swap(point)
 
     def _publish_observation(self, true_obs: np.ndarray, seen: np.ndarray, force_features: bool = False) -> None:
         self._last_seen = np.asarray(seen, dtype=np.float64)
