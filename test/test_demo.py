@@ -1,5 +1,7 @@
 """The README's main job: `warpd demo` runs the whole sim graph with the shipped checkpoint under
 perturbations, then reports episodes, success, swaps and loop timing, and writes a plot."""
+import ctypes.util
+import os
 import re
 
 import pytest
@@ -8,8 +10,11 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 def test_warpd_demo_reports_what_happened(run_warpd, tmp_path):
-    plot = tmp_path / "demo.png"
-    proc = run_warpd("demo", "--duration", "15", "--level", "0.5", "--plot", str(plot), timeout=240)
+    plot, clip = tmp_path / "demo.png", tmp_path / "demo.gif"
+    # the video rides along (rendered after the graph stops: seconds) where offscreen GL exists
+    video = ctypes.util.find_library("OSMesa") is not None or bool(os.environ.get("DISPLAY"))
+    proc = run_warpd("demo", "--duration", "15", "--level", "0.5", "--plot", str(plot),
+                     *(["--video", str(clip)] if video else []), timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "controller running; episodes from here on are reported" in out
@@ -21,9 +26,22 @@ def test_warpd_demo_reports_what_happened(run_warpd, tmp_path):
     assert re.search(r"loop \d+/1000 Hz, period error p50 \d+ µs, p99 \d+ µs", out)
     assert re.search(r"perturbations applied: [1-9]", out)  # level 0.5 pushes the arm
     assert plot.stat().st_size > 30_000
+    if video:
+        from PIL import Image
+
+        rendered = re.search(r"video: (\S+) \((\d+) frames, [0-9.]+ s, rendered in [0-9.]+ s\)", out)
+        assert rendered and rendered[1] == str(clip), out
+        with Image.open(clip) as gif:
+            assert gif.size == (480, 360) and gif.n_frames == int(rendered[2]) > 50  # ~12 fps of the episodes
     assert "Traceback" not in proc.stderr
 
 
 def test_demo_rejects_bad_arguments(run_warpd):
     proc = run_warpd("demo", "--level", "3")
     assert proc.returncode == 2 and "perturbation level must be in [0, 1]" in proc.stderr
+
+
+def test_demo_refuses_a_video_it_could_not_write_before_running(run_warpd, tmp_path):
+    proc = run_warpd("demo", "--duration", "5", "--video", str(tmp_path / "demo.avi"), timeout=60)
+    assert proc.returncode != 0 and "must end in .gif or .mp4" in proc.stderr
+    assert "started warpd_sim" not in proc.stdout  # the graph never started

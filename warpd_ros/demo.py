@@ -41,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="perturbation level 0..1 for the sim (default 0.5; spec in config/perturbations.yaml)")
     parser.add_argument("--plot", type=Path, default=Path("warpd_demo.png"),
                         help="where to write the trajectory plot (default warpd_demo.png)")
+    parser.add_argument("--video", type=Path, default=None, metavar="PATH",
+                        help="also write a video of the episodes heard (.gif, or .mp4 with imageio-ffmpeg), "
+                             "rendered offscreen with MuJoCo after the graph stops, so the run itself is not "
+                             "slowed: pushes as arrows, policy swaps as a flashing outline, the fingertip's path, "
+                             "a caption with episode, time and outcome (needs libosmesa6 on a machine without a display)")
     parser.add_argument("--config", type=Path, default=None, help="ROS params file (default config/sim.yaml)")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: inherit)")
     parser.add_argument("--show-nodes", action="store_true", help="relay every line the nodes print")
@@ -52,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
     from warpd_ros.ros_env import loopback_environment, require_ros
 
     rclpy = require_ros()
+    if args.video is not None:  # a bad path or a missing GL library must not cost the whole run first
+        from warpd_core.eval.video import check_video_path, ensure_offscreen_gl
+
+        check_video_path(args.video)
+        ensure_offscreen_gl()
     children = plan("sim", args.config, [("warpd_sim", "perturbation_level", str(args.level))])
     env = loopback_environment(args.domain_id)
     env["PYTHONUNBUFFERED"] = "1"
@@ -88,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     summary = monitor.print_report()
     monitor.plot(args.plot, title=f"warpd sim demo, perturbation level {args.level}")
     print(f"plot: {args.plot}")
+    if args.video is not None:
+        info = monitor.write_video(args.video)
+        print(f"video: {info.path} ({info.frames} frames, {info.seconds:.1f} s, rendered in {info.render_s:.1f} s)")
     return 0 if summary["episodes"] else 1
 
 

@@ -24,6 +24,9 @@ class Record:
     joint_q: list[np.ndarray] = field(default_factory=list)
     policy_t: list[float] = field(default_factory=list)  # arrival of each PolicyWeights
     events: list[tuple[float, int, object]] = field(default_factory=list)  # (t, event type, msg)
+    features_t: list[float] = field(default_factory=list)  # TASK_FEATURES (the goal), on every change
+    features: list[np.ndarray] = field(default_factory=list)
+    swap_t: list[float] = field(default_factory=list)  # when ControllerStatus.active_policy_id changed
     status: object = None  # the latest ControllerStatus
     status_count: int = 0
     modes_seen: dict[Mode, int] = field(default_factory=dict)
@@ -37,6 +40,7 @@ class Monitor:
 
     def __init__(self, node):
         from sensor_msgs.msg import JointState
+        from std_msgs.msg import Float64MultiArray
 
         from warpd_ros import qos, topics
         from warpd_ros.msg import ControllerStatus, EpisodeEvent, PolicyWeights
@@ -44,6 +48,7 @@ class Monitor:
         self.record = Record()
         node.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, qos.SENSOR_QOS)
         node.create_subscription(EpisodeEvent, topics.EPISODE_EVENTS, self._on_event, qos.EVENTS_QOS)
+        node.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_features, qos.TASK_FEATURES_QOS)
         node.create_subscription(ControllerStatus, topics.CONTROLLER_STATUS, self._on_status, qos.STATUS_QOS)
         node.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self._on_policy, qos.policy_swap_qos(depth=10))
 
@@ -61,6 +66,10 @@ class Monitor:
             r.joint_t.append(r.now())
             r.joint_q.append(np.asarray(msg.position, dtype=np.float64))
 
+    def _on_features(self, msg) -> None:
+        self.record.features_t.append(self.record.now())
+        self.record.features.append(np.asarray(msg.data, dtype=np.float64))
+
     def _on_event(self, msg) -> None:
         self.record.events.append((self.record.now(), int(msg.event), msg))
 
@@ -68,6 +77,8 @@ class Monitor:
         from warpd_ros.modes import status_mode
 
         r = self.record
+        if r.status is not None and msg.has_active_policy and msg.active_policy_id != r.status.active_policy_id:
+            r.swap_t.append(r.now())
         r.status, r.status_count = msg, r.status_count + 1
         mode = status_mode(msg)
         r.modes_seen[mode] = r.modes_seen.get(mode, 0) + 1
@@ -172,3 +183,57 @@ class Monitor:
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
+
+    # ---- video --------------------------------------------------------------------------------
+    def video_record(self) -> list:
+        """The episodes heard, as warpd_core.eval.video EpisodeRecords: one per episode from its
+        RESET (or the first joint state) to its SUCCESS/TIMEOUT (or the next RESET, or the end)."""
+        from warpd_core.eval.video import EpisodeRecord, parse_push
+        from warpd_ros.msg import EpisodeEvent
+
+        r = self.record
+        if not r.joint_q:
+            return []
+        t, q = np.asarray(r.joint_t), np.asarray(r.joint_q)
+        resets = [(et, msg) for et, kind, msg in r.events if kind == EpisodeEvent.RESET]
+        ends = {msg.episode: (et, kind, msg) for et, kind, msg in r.events
+                if kind in (EpisodeEvent.SUCCESS, EpisodeEvent.TIMEOUT)}
+        first_reset = resets[0][0] if resets else float("inf")
+        early = [end for end in ends.values() if end[0] < first_reset]  # ran before listening began
+        starts = [(et, msg, msg.episode) for et, msg in resets]
+        if early or not resets:
+            starts.insert(0, (float(t[0]), None, early[0][2].episode if early else None))
+        task_name = next((msg.task for _, _, msg in r.events if msg.task), "reach_around")
+        episodes = []
+        for k, (start, reset, number) in enumerate(starts):
+            following = starts[k + 1][0] if k + 1 < len(starts) else float(t[-1])
+            end = ends.get(number)
+            stop = end[0] if end is not None and start <= end[0] <= following + 1e-6 else following
+            inside = (t >= start) & (t <= stop)
+            if inside.sum() < 2:
+                continue
+            about = end[2] if end is not None else reset
+            events = [(et, kind, msg) for et, kind, msg in r.events if start <= et <= stop]
+            pushes = [p for et, kind, msg in events if kind == EpisodeEvent.PERTURBATION
+                      for p in [parse_push(msg.detail, et)] if p is not None]
+            labels = [(et, "target shifted") for et, kind, msg in events
+                      if kind == EpisodeEvent.PERTURBATION and msg.detail.startswith("target shifted")]
+            ft = np.asarray(r.features_t)
+            # the goal as last heard before the episode (its RESET and features race), then its changes
+            keep = [i for i in range(len(ft)) if ft[i] < start][-1:] + [i for i in range(len(ft)) if start <= ft[i] <= stop]
+            episodes.append(EpisodeRecord(
+                task=about.task if about is not None and about.task else task_name,
+                t=t[inside], q=q[inside], seed=int(about.seed) if about is not None else None,
+                episode=int(number) if number is not None else None, joint_names=r.joint_names,
+                features_t=[float(ft[i]) for i in keep], features=[r.features[i] for i in keep],
+                pushes=pushes, labels=labels, swaps=[s for s in r.swap_t if start <= s <= stop],
+                outcome=None if end is None else ("success" if end[1] == EpisodeEvent.SUCCESS else "timeout"),
+                mode=(end[2].mode or None) if end is not None else None,
+                end_t=stop if end is not None else None, source="policy"))
+        return episodes
+
+    def write_video(self, path, progress: bool = True):
+        """Render what was heard to `path` (after the graph stopped: rendering never slows the loop)."""
+        from warpd_core.eval.video import write_video
+
+        return write_video(self.video_record(), path, progress=progress)
