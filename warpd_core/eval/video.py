@@ -329,8 +329,9 @@ class EpisodeRenderer:
             head += f"  seed {episode.seed}"
         if episode.source:
             head += f"  ({episode.source})"
-        n_swaps = sum(1 for s in episode.swaps if s <= t)
-        body = f"t = {t - start:5.2f} s   swaps {n_swaps}"
+        body = f"t = {t - start:5.2f} s"
+        if episode.swaps or episode.source == "policy":  # a scripted expert has no policies to swap
+            body += f"   swaps {sum(1 for s in episode.swaps if s <= t)}"
         if ended and episode.outcome:  # the mode is known once the episode is over, as in the sim's event
             body += f"   {episode.outcome.upper()}" + (f", mode {episode.mode}" if episode.mode else "")
         draw.rectangle([0, h - 38, w, h], fill=(0, 0, 0, 150))
