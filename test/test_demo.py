@@ -39,6 +39,11 @@ def test_warpd_demo_reports_what_happened(run_warpd, tmp_path):
 def test_demo_rejects_bad_arguments(run_warpd):
     proc = run_warpd("demo", "--level", "3")
     assert proc.returncode == 2 and "perturbation level must be in [0, 1]" in proc.stderr
+    proc = run_warpd("demo", "--task", "reach_arund", "--duration", "5")
+    assert proc.returncode != 0 and "no shipped sim graph for task 'reach_arund'" in proc.stderr
+    assert "panda_reach_around" in proc.stderr and "started warpd_sim" not in proc.stdout
+    proc = run_warpd("demo", "--task", "reach_around", "--config", "config/sim.yaml")
+    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
 
 
 def test_demo_refuses_a_video_it_could_not_write_before_running(run_warpd, tmp_path):

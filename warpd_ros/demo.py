@@ -46,14 +46,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "rendered offscreen with MuJoCo after the graph stops, so the run itself is not "
                              "slowed: pushes as arrows, policy swaps as a flashing outline, the fingertip's path, "
                              "a caption with episode, time and outcome (needs libosmesa6 on a machine without a display)")
-    parser.add_argument("--config", type=Path, default=None, help="ROS params file (default config/sim.yaml)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--task", default=None, metavar="TASK",
+                       help="run the shipped sim graph of this task: reach_around (default, config/sim.yaml) or "
+                            "panda_reach_around (the Franka Panda, config/sim_panda.yaml)")
+    which.add_argument("--config", type=Path, default=None, help="ROS params file (default config/sim.yaml)")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: inherit)")
     parser.add_argument("--show-nodes", action="store_true", help="relay every line the nodes print")
 
 
 def run(args: argparse.Namespace) -> int:
     from warpd_ros.bringup import Bringup, plan
-    from warpd_ros.monitor import Monitor
+    from warpd_ros.monitor import Monitor, sim_perturbations
     from warpd_ros.ros_env import loopback_environment, require_ros
 
     rclpy = require_ros()
@@ -62,12 +66,16 @@ def run(args: argparse.Namespace) -> int:
 
         check_video_path(args.video)
         ensure_offscreen_gl()
-    children = plan("sim", args.config, [("warpd_sim", "perturbation_level", str(args.level))])
+    from warpd_ros.graph import sim_config_for_task
+
+    config = sim_config_for_task(args.task) if args.task else args.config
+    children = plan("sim", config, [("warpd_sim", "perturbation_level", str(args.level))])
     env = loopback_environment(args.domain_id)
     env["PYTHONUNBUFFERED"] = "1"
     # by default only the sim's per-episode lines and anything above INFO
     graph = Bringup(children, env, show=(lambda line: True) if args.show_nodes else _worth_showing)
-    print(f"warpd demo: sim + controller + planner for {args.duration:g} s at perturbation level {args.level}")
+    print(f"warpd demo: sim + controller + planner for {args.duration:g} s at perturbation level {args.level}"
+          f" ({config or 'config/sim.yaml'})")
     context = rclpy.context.Context()
     rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]) if "ROS_DOMAIN_ID" in env else None)
     node = rclpy.create_node("warpd_demo_monitor", context=context)
@@ -99,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     monitor.plot(args.plot, title=f"warpd sim demo, perturbation level {args.level}")
     print(f"plot: {args.plot}")
     if args.video is not None:
-        info = monitor.write_video(args.video)
+        info = monitor.write_video(args.video, sim_perturbations(args.config, args.level))
         print(f"video: {info.path} ({info.frames} frames, {info.seconds:.1f} s, rendered in {info.render_s:.1f} s)")
     return 0 if summary["episodes"] else 1
 

@@ -102,6 +102,20 @@ def default_config(kind: str) -> Path:
     return config_dir() / f"{kind}.yaml"
 
 
+# The shipped sim graph of each task that has a checkpoint (the planner's checkpoint, the controller's
+# limits and the sim's task belong together, so a task picks a whole file, not one parameter).
+SIM_CONFIGS = {"reach_around": "sim.yaml", "panda_reach_around": "sim_panda.yaml"}
+
+
+def sim_config_for_task(task: str) -> Path:
+    """The shipped sim-graph config of `task` (`warpd demo --task`)."""
+    if task not in SIM_CONFIGS:
+        raise WarpdError(f"no shipped sim graph for task {task!r}",
+                         f"tasks with one: {', '.join(SIM_CONFIGS)}; for another task write a params file "
+                         "like config/sim.yaml and pass --config")
+    return config_dir() / SIM_CONFIGS[task]
+
+
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise WarpdError(f"unknown graph {kind!r}; known graphs: {', '.join(KINDS)}")
