@@ -167,3 +167,20 @@ def test_markers_show_goal_obstacle_path_and_swap_points(viewer):
     swaps = [m for m in latest if m.ns == "swaps"]
     assert len(swaps) == 1 and swaps[0].type == Marker.SPHERE_LIST
     assert len(swaps[0].points) == 2  # 11 -> 12 and 12 -> 13 (the first policy is no swap)
+
+
+def test_frame_prefix_names_every_frame_and_the_path_is_capped():
+    from warpd_core.robot_description import robot_description
+    from warpd_core.tasks import make_task
+    from warpd_ros.visualization import EpisodeMarkers, tf_message
+
+    task = make_task("reach_around")
+    msg = tf_message(robot_description(task.model), task.data, 123, frame_prefix="r1/")
+    assert [(t.header.frame_id, t.child_frame_id) for t in msg.transforms] == [
+        ("r1/world", "r1/link1"), ("r1/link1", "r1/link2"), ("r1/link2", "r1/link3"), ("r1/link3", "r1/finger")]
+    book = EpisodeMarkers(frame="r1/world", max_path_points=100)
+    for k in range(1000):
+        book.add_path_point([k, 0.0, 0.0])
+    assert 50 <= len(book.path) <= 100 and book.path[-1][0] == 999  # thinned, the newest point kept
+    book.new_episode()
+    assert [m.ns for m in book.message(task.scene_markers(), 0).markers] == ["", "scene", "scene"]
