@@ -82,12 +82,14 @@ def check_ros() -> Check:
 def check_messages() -> Check:
     try:
         from warpd_ros.msg import ControllerStatus, PolicyWeights  # noqa: F401
-        importlib.import_module("sensor_msgs.msg")
-        importlib.import_module("diagnostic_msgs.msg")
+        for package in ("sensor_msgs", "diagnostic_msgs", "geometry_msgs", "visualization_msgs", "tf2_msgs"):
+            importlib.import_module(f"{package}.msg")
     except ImportError as exc:
         return Check("messages", "fail", f"cannot import: {exc}",
-                     "messages are built from msg/ by scripts/setup.sh; " + SETUP_HINT)
-    return Check("messages", "ok", "warpd_ros/msg/PolicyWeights, ControllerStatus; sensor_msgs, diagnostic_msgs")
+                     "messages are built from msg/ (and tf2_msgs from interfaces/ where the distro has no wheel) "
+                     "by scripts/setup.sh; " + SETUP_HINT)
+    return Check("messages", "ok", "warpd_ros/msg/PolicyWeights, ControllerStatus; sensor_msgs, diagnostic_msgs, "
+                 "geometry_msgs, visualization_msgs, tf2_msgs (for /tf and markers)")
 
 
 def check_module(name: str, dist: str, purpose: str) -> Check:
