@@ -150,9 +150,27 @@ def test_osmesa_is_chosen_without_a_display(monkeypatch):
     assert "osmesa" in mujoco.gl_context.GLContext.__module__
 
 
+def test_heard_pushes_get_their_exact_force_from_the_perturbation_schedule():
+    spec = "config/perturbations.yaml"
+    exact = video.record_rollout("reach_around", [1, 4, 8, 3], level=0.5, spec_path=spec, max_seconds=2.0)
+    heard = [replace(e, pushes=[replace(p, force=None) for p in e.pushes]) for e in exact]  # as from ROS
+    heard[0].pushes = heard[0].pushes[1:]  # listening began after the first push
+    heard[1].pushes[0].requested = True  # a push by hand is not in the schedule
+    total = sum(len(e.pushes) for e in heard)
+    assert total >= 3
+    assert video.attach_push_forces(heard, spec, 0.5) == total - 1
+    assert heard[1].pushes[0].force is None
+    for e, h in zip(exact, heard):
+        for p in h.pushes:
+            if p.force is not None:
+                assert any(np.allclose(p.force, q.force) and p.t == q.t for q in e.pushes)
+    assert video.attach_push_forces(heard, spec, 1.0) == 0  # another level: other magnitudes, no match
+
+
 def test_push_text_of_an_episode_event_parses():
     push = video.parse_push("push 14.2 N on link3 for 0.15 s (requested via ~/perturb)", 3.0)
-    assert push == PushMark(3.0, "link3", 14.2, 0.15)
+    assert push == PushMark(3.0, "link3", 14.2, 0.15, requested=True)
+    assert not video.parse_push("push 9.5 N on finger for 0.15 s", 1.0).requested
     assert video.parse_push("target shifted by 0.040 m", 3.0) is None
 
 

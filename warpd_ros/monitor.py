@@ -232,8 +232,23 @@ class Monitor:
                 end_t=stop if end is not None else None, source="policy"))
         return episodes
 
-    def write_video(self, path, progress: bool = True):
-        """Render what was heard to `path` (after the graph stopped: rendering never slows the loop)."""
-        from warpd_core.eval.video import write_video
+    def write_video(self, path, perturbations: tuple | None = None, progress: bool = True):
+        """Render what was heard to `path` (after the graph stopped: rendering never slows the loop).
+        `perturbations` (spec file, level), as the sim had them, give pushes their exact direction."""
+        from warpd_core.eval.video import attach_push_forces, write_video
 
-        return write_video(self.video_record(), path, progress=progress)
+        episodes = self.video_record()
+        if perturbations is not None:
+            attach_push_forces(episodes, *perturbations)
+        return write_video(episodes, path, progress=progress)
+
+
+def sim_perturbations(config, level: float) -> tuple | None:
+    """(perturbation spec file, level) of the sim graph's warpd_sim as `config` (None: the default
+    config/sim.yaml) sets it up, or None if it has no readable spec."""
+    from warpd_ros.graph import default_config, read_params_file
+    from warpd_ros.ros_env import resolve_package_file
+
+    params = read_params_file(config if config is not None else default_config("sim")).get("warpd_sim", {})
+    spec = resolve_package_file(params.get("perturbation_spec", "config/perturbations.yaml"))
+    return (spec, level) if spec.is_file() else None

@@ -48,6 +48,7 @@ class PushMark:
     magnitude: float
     duration: float = 0.15
     force: tuple[float, float, float] | None = None
+    requested: bool = False  # asked for by hand (the sim's ~/perturb), not drawn by the perturber
 
 
 @dataclass
@@ -491,7 +492,42 @@ _PUSH_TEXT = re.compile(r"push ([0-9.]+) N on (\S+) for ([0-9.]+) s")
 def parse_push(detail: str, t: float) -> PushMark | None:
     """A PushMark from an EpisodeEvent's detail ("push 14.2 N on link3 for 0.15 s"), else None."""
     m = _PUSH_TEXT.search(detail or "")
-    return PushMark(t, m[2], float(m[1]), float(m[3])) if m else None
+    return PushMark(t, m[2], float(m[1]), float(m[3]), requested="requested via" in detail) if m else None
+
+
+def attach_push_forces(episodes, spec_path, level: float) -> int:
+    """Give heard pushes their exact force. An event only tells body and magnitude, but the
+    perturber draws every push from (spec, level, episode seed) alone, so the same draw here
+    yields the forces: heard pushes are matched in order to drawn ones on body and magnitude. One
+    without a match (another spec, a push by hand) keeps the direction read off the motion.
+    Returns how many pushes got a force."""
+    from warpd_core.perturb.perturber import Perturber
+    from warpd_core.perturb.spec import PerturbationSpec
+    from warpd_core.tasks.registry import make_task
+
+    spec, tasks, attached = PerturbationSpec.from_yaml(spec_path).at_level(level), {}, 0
+    for episode in episodes:
+        scheduled = [p for p in episode.pushes if not p.requested and p.force is None]
+        if episode.seed is None or not scheduled:
+            continue
+        task = tasks.get(episode.task) or tasks.setdefault(episode.task, make_task(episode.task))
+        perturber = Perturber(task, spec)
+        task.reset(int(episode.seed))
+        perturber.reset(int(episode.seed))
+        drawn = [p for p in perturber.pushes if np.any(p.force)]
+        perturber.restore()
+        cursor = 0  # in order, skipping drawn pushes not heard (listening began mid-episode)
+        for heard in scheduled:
+            for k in range(cursor, len(drawn)):
+                push = drawn[k]
+                if (task.model.body(push.body).name == heard.body
+                        and abs(float(np.linalg.norm(push.force)) - heard.magnitude) < 0.06):
+                    heard.force, cursor = tuple(float(v) for v in push.force), k + 1
+                    attached += 1
+                    break
+    for task in tasks.values():
+        task.close()
+    return attached
 
 
 def main(argv=None) -> int:
