@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", type=Path, default=None, metavar="PATH",
                         help="also write a video of the episodes heard (.gif, or .mp4 with imageio-ffmpeg), "
                              "rendered offscreen with MuJoCo after the graph stops, so the run itself is not "
-                             "slowed: pushes as arrows, policy swaps as a flashing outline, the fingertip's path, "
+                             "slowed: pushes as arrows, policy swaps as a flashing outline, the effector's path, "
                              "a caption with episode, time and outcome (needs libosmesa6 on a machine without a display)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--task", default=None, metavar="TASK",
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     monitor.plot(args.plot, title=f"warpd sim demo, perturbation level {args.level}")
     print(f"plot: {args.plot}")
     if args.video is not None:
-        info = monitor.write_video(args.video, sim_perturbations(args.config, args.level))
+        info = monitor.write_video(args.video, sim_perturbations(config, args.level))
         print(f"video: {info.path} ({info.frames} frames, {info.seconds:.1f} s, rendered in {info.render_s:.1f} s)")
     return 0 if summary["episodes"] else 1
 
