@@ -391,47 +391,76 @@ def write_video(episodes, path, fps: float = 12.0, width: int = 480, height: int
 
     started = time.monotonic()
     renderer = EpisodeRenderer(tasks.pop(), width, height)
-    total = count_frames(episodes, fps)
-    frames, durations = [], []
+    sink = _GifSink(path, colours) if path.suffix.lower() == ".gif" else _Mp4Sink(path, fps)
+    frames, seconds = 0, 0.0
     try:
-        with tqdm(total=total, desc=f"rendering {path.name}", unit="frame", disable=not progress,
-                  file=sys.stderr, leave=False, mininterval=1.0) as bar:
+        with tqdm(total=count_frames(episodes, fps), desc=f"rendering {path.name}", unit="frame",
+                  disable=not progress, file=sys.stderr, leave=False, mininterval=1.0) as bar:
             for episode in episodes:
                 times = frame_times(episode, fps)
-                for t in times:
-                    frames.append(renderer.frame(episode, float(t)))
-                    durations.append(1.0 / fps)
+                for k, t in enumerate(times):
+                    duration = 1.0 / fps + (END_HOLD_S if k == len(times) - 1 else 0.0)
+                    sink.add(renderer.frame(episode, float(t)), duration)
+                    frames, seconds = frames + 1, seconds + duration
                     bar.update(1)
-                durations[-1] += END_HOLD_S
+        sink.close()
     finally:
         renderer.close()
-    if path.suffix.lower() == ".gif":
-        _write_gif(frames, durations, path, colours)
-    else:  # a constant frame rate: the held last frames are repeated
+    return VideoInfo(path, frames, seconds, time.monotonic() - started)
+
+
+class _GifSink:
+    """Frames are reduced to one shared palette as they come (a byte a pixel, not three: a 60 s demo
+    stays ~100 MB in memory); the palette comes from the first frame plus the marker colours, no
+    dithering: small files, no flicker."""
+
+    def __init__(self, path: Path, colours: int):
+        self.path, self.colours = path, colours
+        self.images, self.durations, self.palette = [], [], None
+
+    def add(self, frame: np.ndarray, duration: float) -> None:
+        from PIL import Image
+
+        image = Image.fromarray(frame)
+        if self.palette is None:
+            self.palette = _palette(image, self.colours)
+        self.images.append(image.quantize(palette=self.palette, dither=Image.Dither.NONE))
+        self.durations.append(int(round(1000 * duration)))
+
+    def close(self) -> None:
+        self.images[0].save(self.path, save_all=True, append_images=self.images[1:], duration=self.durations,
+                            loop=0, optimize=True, disposal=1)
+
+
+class _Mp4Sink:
+    """A constant frame rate, streamed to ffmpeg: a held frame is repeated."""
+
+    def __init__(self, path: Path, fps: float):
         import imageio.v2 as imageio
 
-        repeats = [max(1, int(round(d * fps))) for d in durations]
-        imageio.mimwrite(path, [f for f, k in zip(frames, repeats) for _ in range(k)], fps=fps,
-                         codec="libx264", quality=7, macro_block_size=8)
-    return VideoInfo(path, len(frames), float(sum(durations)), time.monotonic() - started)
+        self.fps = fps
+        self.writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=8)
+
+    def add(self, frame: np.ndarray, duration: float) -> None:
+        for _ in range(max(1, int(round(duration * self.fps)))):
+            self.writer.append_data(frame)
+
+    def close(self) -> None:
+        self.writer.close()
 
 
-def _write_gif(frames, durations, path: Path, colours: int) -> None:
-    """One palette for all frames (from a sample of them), no dithering: small files, no flicker."""
+def _palette(image, colours: int):
+    """A palette for the whole video: the scene's colours, plus entries for the marker colours,
+    which cover too few pixels of any one frame to get their own."""
     from PIL import Image
 
-    images = [Image.fromarray(f) for f in frames]
-    sample = images[:: max(1, len(images) // 8)][:8]
-    strip = Image.new("RGB", (images[0].width, images[0].height * (len(sample) + 1)))
-    for k, im in enumerate(sample):
-        strip.paste(im, (0, k * im.height))
-    for k, colour in enumerate(KEY_COLOURS):  # marker colours are thin in frames: give them entries
-        strip.paste(colour, (0, len(sample) * images[0].height + k * images[0].height // len(KEY_COLOURS),
-                             images[0].width, len(sample) * images[0].height + (k + 1) * images[0].height // len(KEY_COLOURS)))
-    palette = strip.quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
-    quantized = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
-    quantized[0].save(path, save_all=True, append_images=quantized[1:], duration=[int(round(1000 * d)) for d in durations],
-                      loop=0, optimize=True, disposal=1)
+    w, h = image.size
+    strip = Image.new("RGB", (w, 2 * h))
+    strip.paste(image, (0, 0))
+    band = h // len(KEY_COLOURS)
+    for k, colour in enumerate(KEY_COLOURS):
+        strip.paste(colour, (0, h + k * band, w, h + (k + 1) * band))
+    return strip.quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
 
 
 # ---- records from in-process rollouts ------------------------------------------------------------
