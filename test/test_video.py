@@ -124,6 +124,18 @@ def test_bad_video_path_is_a_clear_error_before_rendering(tmp_path, name, words)
         video.write_video([], tmp_path / name)
 
 
+@needs_gl
+def test_mp4_where_an_encoder_is_installed(record, tmp_path):
+    pytest.importorskip("imageio_ffmpeg", reason="MP4 needs imageio-ffmpeg, which is not a pinned dependency")
+    import imageio.v2 as imageio
+
+    path = tmp_path / "clip.mp4"
+    info = video.write_video([record], path, fps=FPS, width=W, height=H, progress=False)
+    with imageio.get_reader(path) as reader:
+        assert reader.get_meta_data()["size"] == (W, H)
+        assert sum(1 for _ in reader) == info.frames + round(video.END_HOLD_S * FPS)  # the held end repeats
+
+
 def test_mp4_without_an_encoder_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(video, "_have_mp4_encoder", lambda: False)
     with pytest.raises(WarpdError, match="imageio-ffmpeg") as err:

@@ -439,7 +439,7 @@ class _Mp4Sink:
         import imageio.v2 as imageio
 
         self.fps = fps
-        self.writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=8)
+        self.writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=2)
 
     def add(self, frame: np.ndarray, duration: float) -> None:
         for _ in range(max(1, int(round(duration * self.fps)))):
