@@ -135,6 +135,10 @@ def test_the_panda_config_carries_the_panda_models_limits():
         np.testing.assert_allclose(ctrl[name], getattr(limits, name), atol=1e-4, err_msg=f"sim_panda.yaml {name}")
     assert ctrl["action_limit"] == pytest.approx(max(task.spec.action_high))
     assert len(ctrl["acceleration_limit"]) == 7 and all(a > 0 for a in ctrl["acceleration_limit"])
+    planner = yaml.safe_load((REPO / "config" / "sim_panda.yaml").read_text())["warpd_planner"]["ros__parameters"]
+    for node in (ctrl, planner):  # the nodes' joints and features are the task's
+        assert tuple(node["joint_names"]) == task.spec.joint_names
+        assert node["n_task_features"] == task.spec.obs_dim - 2 * len(task.spec.joint_names)
 
 
 # ------------------------------------------------------------------- through a real controller process
