@@ -9,11 +9,16 @@ import pytest
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
-def test_warpd_demo_reports_what_happened(run_warpd, tmp_path):
+# The Panda runs unperturbed: its shipped checkpoint succeeds in ~95% of unperturbed episodes but in ~30% at
+# level 0.5 (BENCHMARKS.md, "Franka Panda"), too few for 3 episodes of a 15-s run to show a success reliably.
+@pytest.mark.parametrize("task, level", [("reach_around", "0.5"), ("panda_reach_around", "0")])
+def test_warpd_demo_reports_what_happened(run_warpd, tmp_path, task, level):
+    """The default task, and the Franka Panda on 7 joints (`warpd demo --task panda_reach_around`)."""
     plot, clip = tmp_path / "demo.png", tmp_path / "demo.gif"
     # the video rides along (rendered after the graph stops: seconds) where offscreen GL exists
     video = ctypes.util.find_library("OSMesa") is not None or bool(os.environ.get("DISPLAY"))
-    proc = run_warpd("demo", "--duration", "15", "--level", "0.5", "--plot", str(plot),
+    proc = run_warpd("demo", "--duration", "15", "--level", level, "--plot", str(plot),
+                     *(["--task", task] if task != "reach_around" else []),
                      *(["--video", str(clip)] if video else []), timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
@@ -24,7 +29,8 @@ def test_warpd_demo_reports_what_happened(run_warpd, tmp_path):
     swaps = re.search(r"swaps accepted (\d+), rejected (\d+)", out)
     assert swaps and int(swaps[1]) > 10 and int(swaps[2]) == 0
     assert re.search(r"loop \d+/1000 Hz, period error p50 \d+ µs, p99 \d+ µs", out)
-    assert re.search(r"perturbations applied: [1-9]", out)  # level 0.5 pushes the arm
+    if level != "0":
+        assert re.search(r"perturbations applied: [1-9]", out)  # level 0.5 pushes the arm
     assert plot.stat().st_size > 30_000
     if video:
         from PIL import Image
