@@ -13,7 +13,8 @@ ROBOT_DESCRIPTION (latched, once at start); /tf with every link of the robot, pa
 link from `world`, at tf_rate_hz, stamped like the joint state it goes with; and a MarkerArray on
 MARKERS at markers_rate_hz: the task's scene markers (goal, obstacles), the effector's path this
 episode, and the points where the controller's active policy changed (from ControllerStatus). /tf
-shows the true simulated state; joint_states carry the observation noise, if any.
+shows the true simulated state; joint_states carry the observation noise, if any. /tf and markers are
+computed only while something subscribes to them (their CPU would otherwise be taken from the controller).
 
 How the loop runs:
 - A steady-clock wall timer fires every control_dt / real_time_factor seconds; each tick is one
@@ -373,15 +374,17 @@ class SimNode(Node):
         return rate_hz > 0 and now - last >= 0.9 / rate_hz
 
     def _publish_visualization(self, stamp_ns: int) -> None:
+        """Only while something subscribes (RViz, Foxglove, a tf listener): on a 2-core host /tf and markers
+        cost the Panda ~2 + 2.6 ms per publish, CPU the controller beside the sim otherwise misses ticks for."""
         now = time.monotonic()
-        if self._due(self._last_tf, self._tf_rate, now):
+        if self._due(self._last_tf, self._tf_rate, now) and self._tf_pub.get_subscription_count() > 0:
             self._last_tf = now
             d = self._viz_data
             d.qpos[:] = self.task.data.qpos  # mocap bodies are no robot links: qpos is all the tree needs
             # the sim's own xpos lags qpos by one physics step (mj_step computes kinematics first)
             mujoco.mj_kinematics(self.task.model, d)
             self._tf_pub.publish(tf_message(self._description, d, stamp_ns, self._frame_prefix))
-        if self._due(self._last_markers, self._markers_rate, now):
+        if self._due(self._last_markers, self._markers_rate, now) and self._markers_pub.get_subscription_count() > 0:
             self._last_markers = now
             self._markers_pub.publish(self._episode_markers.message(self.task.scene_markers(), stamp_ns))
 
