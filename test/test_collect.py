@@ -50,7 +50,7 @@ def test_collect_records_expert_rollouts_and_prints_success_and_modes(tmp_path, 
 def test_unknown_task_and_mismatched_resume_are_clear_errors(tmp_path, capsys):
     assert warpd_main(["collect", "--task", "reach_aroud", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
-    assert "error: unknown task 'reach_aroud'" in err and "did you mean reach_around?" in err
+    assert "error: unknown task 'reach_aroud'" in err and "did you mean reach_around" in err
     assert warpd_main(["collect", "--episodes", "1", "--out", str(tmp_path / "b")]) == 0
     assert warpd_main(["collect", "--episodes", "2", "--seed", "5", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
