@@ -394,6 +394,15 @@ def build_ros_standin(root: Path, distro: str = "kilted") -> RosStandIn:
         _link_dist_files(dists[name], venv, into_system)
         _write_console_scripts(dists[name], system_bin, python)
 
+    # tf2_msgs has no wheel: scripts/setup.sh builds interfaces/tf2_msgs into the venv; a ROS install has it from
+    # apt (ros-<distro>-tf2-msgs), so the stand-in carries the built files where that package would put them.
+    for manifest in sorted((REPO / "build").glob(f"tf2_msgs-{distro}/install_manifest.txt")):
+        for line in manifest.read_text().split():
+            built = Path(line)
+            target = into_prefix(built.relative_to(venv)) if built.is_relative_to(venv) and built.exists() else None
+            if target is not None and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.symlink_to(built)
     extras = [req for req in COLCON_APT_EXTRAS if re.split(r"[=<>~!]", req)[0] not in dists]
     if extras:
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
