@@ -109,14 +109,7 @@ def to_markdown(args, experts, evals, demo, lat, meta, rows, cost, names, pictur
     lines += ["", "### The shipped checkpoint", "",
               f"`{WARPD}`; evaluation seeds {warpd_eval.EVAL_SEED}..{warpd_eval.EVAL_SEED + args.episodes - 1} "
               f"(training used 0..{total - 1}); no perturbation.", "",
-              "| re-plan every K | episodes | success % | mean time to success s | modes (successful) | "
-              "largest mode gap vs demos |", "|---:|---:|---:|---:|---|---:|"]
-    for r in evals:
-        n = max(1, sum(r["modes"].values()))
-        gap = max((abs(r["modes"].get(m, 0) / n - demo_share.get(m, 0)) for m in set(demo) | set(r["modes"])),
-                  default=float("nan"))
-        lines.append(f"| {r['K']} | {r['episodes']} | {100 * r['success']:.1f} | {r['time']:.2f} | "
-                     f"{_modes(Counter(r['modes']))} | {100 * gap:.0f} pts |")
+              *warpd_eval.horizon_table(evals, demo)]
     k16 = evals[0]
     n16 = max(1, sum(k16["modes"].values()))
     gap16 = max(abs(k16["modes"].get(m, 0) / n16 - s) for m, s in demo_share.items()) if demo_share else None
@@ -125,7 +118,7 @@ def to_markdown(args, experts, evals, demo, lat, meta, rows, cost, names, pictur
     lines += ["", f"Demonstrations: {_modes(demo) or 'dataset not found'}.", "",
               f"- ≥ 90% success at K=16 on unseen seeds: {100 * k16['success']:.1f}% — "
               f"**{_verdict(k16['success'] >= 0.9)}**",
-              f"- Modes within ±15 points of the demonstrations at K=16: largest gap "
+              "- Modes within ±15 points of the demonstrations at K=16: largest gap "
               + (f"{100 * gap16:.0f} points — **{_verdict(gap16 <= 0.15)}**" if gap16 is not None
                  else "not measured (dataset not found)"),
               f"- Checkpoint size {size_mb:.1f} MB — ≤ 20 MB **{_verdict(size_mb <= 20)}**",
@@ -156,7 +149,7 @@ def to_markdown(args, experts, evals, demo, lat, meta, rows, cost, names, pictur
               "with its 95% Wilson interval. `dp`: `config/train_dp_panda_reach_around.yaml` (the CPU-sized U-Net of "
               "dp_reach_around, 2000 steps on the same demonstrations)."
               + ("" if "dp" in names else f" **dp not evaluated**: no checkpoint at `{DP}`."), "",
-              f"| method | " + " | ".join(f"level {lv:g}" for lv in levels) + f" |", "|---|" + "---:|" * len(levels)]
+              "| method | " + " | ".join(f"level {lv:g}" for lv in levels) + " |", "|---|" + "---:|" * len(levels)]
     for name in names:
         k = None if name == "expert" else K_REF
         lines.append(f"| {name} (K={k or '–'}) | " + " | ".join(cell((name, k, lv)) for lv in levels) + " |")

@@ -122,15 +122,12 @@ def plot(rows, demo, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def to_markdown(args, rows, demo, one_state, lat, meta, picture) -> str:
-    extra = meta.get("extra", {})
+def horizon_table(rows, demo: Counter) -> list[str]:
+    """Markdown lines: success, time and modes per re-planning horizon K, with each K's largest mode gap
+    against the demonstrations (bench.panda reports its checkpoint with the same table)."""
     total = max(1, sum(demo.values()))
     demo_share = {m: n / total for m, n in demo.items()}
-    lines = ["## WARPD on the default task", "",
-             f"`python -m bench.warpd_eval --episodes {args.episodes}` on `{args.checkpoint}`, {machine_info()}.",
-             f"Evaluation seeds {EVAL_SEED}..{EVAL_SEED + args.episodes - 1} (training used 0..{total - 1}); "
-             "no perturbation.", "",
-             "| re-plan every K | episodes | success % | mean time to success s | modes (successful) | "
+    lines = ["| re-plan every K | episodes | success % | mean time to success s | modes (successful) | "
              "largest mode gap vs demos |", "|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         n = max(1, sum(r["modes"].values()))
@@ -139,6 +136,18 @@ def to_markdown(args, rows, demo, one_state, lat, meta, picture) -> str:
         modes = ", ".join(f"{m} {100 * c / n:.0f}%" for m, c in sorted(r["modes"].items()))
         lines.append(f"| {r['K']} | {r['episodes']} | {100 * r['success']:.1f} | {r['time']:.2f} | {modes} | "
                      f"{100 * gap:.0f} pts |")
+    return lines
+
+
+def to_markdown(args, rows, demo, one_state, lat, meta, picture) -> str:
+    extra = meta.get("extra", {})
+    total = max(1, sum(demo.values()))
+    demo_share = {m: n / total for m, n in demo.items()}
+    lines = ["## WARPD on the default task", "",
+             f"`python -m bench.warpd_eval --episodes {args.episodes}` on `{args.checkpoint}`, {machine_info()}.",
+             f"Evaluation seeds {EVAL_SEED}..{EVAL_SEED + args.episodes - 1} (training used 0..{total - 1}); "
+             "no perturbation.", "",
+             *horizon_table(rows, demo)]
     demo_text = ", ".join(f"{m} {100 * s:.0f}%" for m, s in sorted(demo_share.items())) or "dataset not found"
     k16 = rows[0]
     n16 = max(1, sum(k16["modes"].values()))
