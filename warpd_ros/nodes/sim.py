@@ -374,8 +374,8 @@ class SimNode(Node):
         return rate_hz > 0 and now - last >= 0.9 / rate_hz
 
     def _publish_visualization(self, stamp_ns: int) -> None:
-        """Only while something subscribes (RViz, Foxglove, a tf listener): on a 2-core host /tf and markers
-        cost the Panda ~2 + 2.6 ms per publish, CPU the controller beside the sim otherwise misses ticks for."""
+        """Only while something subscribes (RViz, Foxglove, a tf listener): on a 2-core host their CPU is
+        otherwise taken from the controller beside the sim, which then misses ticks."""
         now = time.monotonic()
         if self._due(self._last_tf, self._tf_rate, now) and self._tf_pub.get_subscription_count() > 0:
             self._last_tf = now
