@@ -34,6 +34,7 @@ class DatasetInfo(ObsActionLayout):
     control_dt: float | None  # seconds per step; None when unknown
     created_by: str = f"warpd_core {__version__}"  # the tool that created the dataset (see made_by)
     schema_version: int = SCHEMA_VERSION
+    task_frame: str | None = None  # frame of goal positions among the task features (None: "world")
 
     @classmethod
     def from_task_spec(cls, spec, created_by: str) -> DatasetInfo:
@@ -41,10 +42,21 @@ class DatasetInfo(ObsActionLayout):
         return cls((spec.name,), tuple(spec.obs_names), tuple(spec.action_names), spec.control_dt,
                    made_by(created_by))
 
+    def robot_contract(self):
+        """The robot these episodes were recorded on (warpd_core.robot_contract), as the names spell it
+        out; None for layouts that are not joint-space (Meta-World's end-effector tasks)."""
+        from warpd_core.robot_contract import RobotContract
+
+        try:
+            return RobotContract.from_names(self.obs_names, self.action_names, self.control_dt, self.task_frame)
+        except WarpdError:
+            return None
+
     def to_json(self) -> dict:
         return {"schema_version": self.schema_version, "created_by": self.created_by, "tasks": list(self.tasks),
                 "obs_names": list(self.obs_names), "action_names": list(self.action_names),
-                "obs_dim": self.obs_dim, "action_dim": self.action_dim, "control_dt": self.control_dt}
+                "obs_dim": self.obs_dim, "action_dim": self.action_dim, "control_dt": self.control_dt,
+                "task_frame": self.task_frame}
 
     @classmethod
     def from_json(cls, data, source: str) -> DatasetInfo:
@@ -57,7 +69,7 @@ class DatasetInfo(ObsActionLayout):
                              f"{SCHEMA_VERSION}", "use the warpd version that wrote it, or re-create the dataset")
         try:
             info = cls(tuple(data["tasks"]), tuple(data["obs_names"]), tuple(data["action_names"]),
-                       data["control_dt"], data["created_by"], version)
+                       data["control_dt"], data["created_by"], version, data.get("task_frame"))
             dims = (data["obs_dim"], data["action_dim"])
         except (KeyError, TypeError) as exc:
             raise _bad_header(source, f"missing or malformed field {exc}") from None

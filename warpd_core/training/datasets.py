@@ -54,3 +54,12 @@ def demonstrations(datasets, task_names: list[str]) -> list[tuple[np.ndarray, np
                          f"{', '.join(str(d.path) for d in datasets)}",
                          "collect demonstrations with `warpd collect`, or check data.path / data.task(s)")
     return demos
+
+
+def robot_contract_record(config) -> dict | None:
+    """The robot contract of the first configured dataset, for the checkpoint's record (None where the
+    layout is not joint-space): planner and controller compare it with their configuration."""
+    from warpd_core.data.reader import Dataset
+
+    contract = Dataset.open(config.data.dataset_path(config.data.task_list[0])).info.robot_contract()
+    return None if contract is None else contract.to_json()

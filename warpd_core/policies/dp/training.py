@@ -20,7 +20,7 @@ from warpd_core.policies.dp.config import DPConfig
 from warpd_core.policies.dp.modeling import DPModel, training_scheduler
 from warpd_core.training.curves import plot_curves
 from warpd_core.training.train_state import save_train_state
-from warpd_core.training.datasets import demonstrations
+from warpd_core.training.datasets import demonstrations, robot_contract_record
 from warpd_core.training.loop import Stage, batch_index, start_run, train_loop, training_run
 
 TRAINING = Stage.STAGE1  # DP has one stage (the train state records Stage.DONE once finished)
@@ -121,7 +121,7 @@ def train(config: DPConfig, device: str = "cpu", resume: bool = True, progress: 
             save_train_state(state_path, model, optimizer, Stage.DONE, 0)
             save_checkpoint(model.cpu().eval(), checkpoint,
                             extra={"samples": len(samples), "train_seconds": seconds, "resumed": start > 0 or stage == Stage.DONE,
-                                   "world_size": ctx.world_size})
+                                   "world_size": ctx.world_size, "robot": robot_contract_record(config)})
             plot_curves({"Diffusion Policy": out / "losses_dp.csv"}, out / "losses.png")
         ctx.barrier()
         return checkpoint

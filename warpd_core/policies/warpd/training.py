@@ -21,7 +21,7 @@ from warpd_core.policies.warpd.modeling import WarpdModel
 from warpd_core.policies.warpd.stage1 import LOSS_NAMES
 from warpd_core.policies.warpd.windows import Windows, make_windows
 from warpd_core.training.curves import plot_curves
-from warpd_core.training.datasets import demonstrations
+from warpd_core.training.datasets import demonstrations, robot_contract_record
 from warpd_core.training.loop import Stage, batch_index, start_run, train_loop, training_run
 from warpd_core.training.train_state import save_train_state
 
@@ -110,7 +110,8 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = True, progres
             save_train_state(state_path, model, make_optimizer(model, config, Stage.STAGE2), Stage.DONE, 0)
             # wall time of this invocation; a resumed run only counts what it did itself
             save_checkpoint(model.cpu(), checkpoint, extra={"windows": len(windows), "train_seconds": seconds,
-                                                            "resumed": resumed, "world_size": ctx.world_size})
+                                                            "resumed": resumed, "world_size": ctx.world_size,
+                                                            "robot": robot_contract_record(config)})
             plot_curves({"stage 1": out / "losses_stage1.csv", "stage 2": out / "losses_stage2.csv"},
                         out / "losses.png")
         ctx.barrier()
