@@ -34,6 +34,7 @@ def policy_swap_qos(depth: int = 1) -> QoSProfile:
 COMMAND_QOS = _profile(10)
 STATUS_QOS = _profile(10)
 EVENTS_QOS = _profile(50)
+GOAL_QOS = _profile(10)  # reliable, volatile: what `ros2 topic pub` and RViz's goal tool offer
 TASK_FEATURES_QOS = _profile(1, latched=True)
 TF_QOS = _profile(100)
 ROBOT_DESCRIPTION_QOS = _profile(1, latched=True)

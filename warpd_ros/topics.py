@@ -14,6 +14,7 @@ Foxglove, tf2_ros) read the one /tf; several robots keep apart by warpd_sim's fr
 JOINT_STATES = "joint_states"  # sensor_msgs/JointState: positions + velocities of the robot's joints
 JOINT_COMMANDS = "forward_velocity_controller/commands"  # std_msgs/Float64MultiArray, one value per joint
 TASK_FEATURES = "warpd/task_features"  # std_msgs/Float64MultiArray: observation entries beyond the joints (goal)
+GOAL_POSE = "warpd/goal_pose"  # geometry_msgs/PoseStamped, default QoS: the goal (RViz's goal tool, ros2 topic pub)
 POLICY_WEIGHTS = "warpd/policy_weights"  # warpd_ros/PolicyWeights: the policy-swap topic
 CONTROLLER_STATUS = "warpd/controller_status"  # warpd_ros/ControllerStatus, ~10 Hz
 EPISODE_EVENTS = "warpd/episode_events"  # warpd_ros/EpisodeEvent: sim resets, successes, timeouts, pushes
