@@ -129,6 +129,15 @@ class Task(ABC):
         """World xyz of the point that must reach the goal (the executed path is drawn from it)."""
         raise NotImplementedError(f"{self.spec.name} does not name an effector point")
 
+    def goal_position(self) -> np.ndarray:
+        """World xyz of the goal as it is now (it moves under perturbation): what warpd_sim publishes as its
+        goal pose. The default is the position of the scene marker named "goal"; tasks with no such marker
+        name no goal point."""
+        for marker in self.scene_markers():
+            if marker.name == "goal":
+                return np.array(marker.position, dtype=np.float64)
+        raise NotImplementedError(f"{self.spec.name} does not name a goal point")
+
     def video_camera(self) -> dict:
         """A fixed free camera for videos (`lookat` xyz, `distance`, `azimuth`, `elevation` in
         degrees, as mujoco.MjvCamera takes them) that keeps the robot, goal and obstacles in view.

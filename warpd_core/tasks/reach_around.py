@@ -159,6 +159,10 @@ class ReachAroundTask(Task):
     def goal_xy(self) -> np.ndarray:
         return self.data.mocap_pos[self._goal_mocap, :2].copy()
 
+    def goal_position(self) -> np.ndarray:
+        """World xyz of the goal (x, y are the observation's goal; z is the height the goal is drawn at)."""
+        return self.data.mocap_pos[self._goal_mocap].copy()
+
     def distance(self) -> float:
         return float(np.linalg.norm(self.tip_xy() - self.goal_xy()))
 

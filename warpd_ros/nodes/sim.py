@@ -8,6 +8,11 @@ episode start and whenever they change, EpisodeEvents on EPISODE_EVENTS, and opt
 rosgraph_msgs/Clock on /clock. Subscribes joint velocity commands (Float64MultiArray) on
 JOINT_COMMANDS. Services: `~/reset` and `~/perturb` (std_srvs/Trigger).
 
+The goal as a geometry_msgs/PoseStamped on GOAL_POSE (frame `world`, with frame_prefix; identity
+orientation), published with the task features (episode start, and whenever the goal moves): the
+*true* goal position from the task's goal_position() (as /tf shows the true state), while the task
+features carry the observation noise. Tasks that name no goal point publish no goal pose.
+
 For RViz / Foxglove (README "RViz / Foxglove"): the URDF generated from the task's MuJoCo model on
 ROBOT_DESCRIPTION (latched, once at start); /tf with every link of the robot, parent link -> child
 link from `world`, at tf_rate_hz, stamped like the joint state it goes with; and a MarkerArray on
@@ -66,6 +71,7 @@ from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 import mujoco  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rosgraph_msgs.msg import Clock as ClockMsg  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
@@ -78,8 +84,8 @@ from warpd_core.runtime.command_pipeline import Mode  # noqa: E402
 from warpd_ros.conversions import float64_array_msg, joint_state_msg, ns_to_stamp, stamp_to_ns  # noqa: E402
 from warpd_ros.modes import status_mode  # noqa: E402
 from warpd_ros.msg import ControllerStatus, EpisodeEvent  # noqa: E402
-from warpd_ros.qos import (COMMAND_QOS, EVENTS_QOS, MARKERS_QOS, ROBOT_DESCRIPTION_QOS, SENSOR_QOS,  # noqa: E402
-                           STATUS_QOS, TASK_FEATURES_QOS, TF_QOS)
+from warpd_ros.qos import (COMMAND_QOS, EVENTS_QOS, GOAL_QOS, MARKERS_QOS, ROBOT_DESCRIPTION_QOS,  # noqa: E402
+                           SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, TF_QOS)
 from warpd_ros.visualization import EpisodeMarkers, tf_message  # noqa: E402
 
 NODE_NAME = "warpd_sim"
@@ -145,6 +151,8 @@ class SimNode(Node):
         self._joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, SENSOR_QOS)
         self._features_pub = self.create_publisher(Float64MultiArray, topics.TASK_FEATURES, TASK_FEATURES_QOS)
         self._events_pub = self.create_publisher(EpisodeEvent, topics.EPISODE_EVENTS, EVENTS_QOS)
+        self._goal_pub = self.create_publisher(PoseStamped, topics.GOAL_POSE, GOAL_QOS)
+        self._has_goal = True  # until the task turns out to name no goal point
         self._clock_pub = self.create_publisher(ClockMsg, CLOCK_TOPIC, CLOCK_QOS) if self._publish_clock else None
         self._init_visualization()
         self.create_subscription(Float64MultiArray, topics.JOINT_COMMANDS, self._on_command, COMMAND_QOS)
@@ -421,6 +429,24 @@ class SimNode(Node):
                                                                                     self._last_true_features):
             self._last_true_features = features.copy()
             self._features_pub.publish(float64_array_msg(self._last_seen[2 * self._n:]))
+            self._publish_goal_pose()
+
+    def _publish_goal_pose(self) -> None:
+        """The task's true goal, in the world frame, stamped like the joint state published with it."""
+        if not self._has_goal:
+            return
+        try:
+            goal = self.task.goal_position()
+        except NotImplementedError:
+            self._has_goal = False
+            self.get_logger().info(f"{self.task.spec.name} names no goal point: no goal pose on {topics.GOAL_POSE}")
+            return
+        msg = PoseStamped()
+        msg.header.stamp = ns_to_stamp(self._stamp_ns())
+        msg.header.frame_id = self._frame_prefix + "world"
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in goal[:3])
+        msg.pose.orientation.w = 1.0
+        self._goal_pub.publish(msg)
 
     def _event(self, event: int, detail: str = "") -> None:
         msg = EpisodeEvent(event=event, episode=max(self._episode, 0), seed=self._seed + max(self._episode, 0),
