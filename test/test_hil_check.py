@@ -1,6 +1,8 @@
 """`warpd hil-check` against real node processes over loopback (no mocks): the emulated HIL graph
 passes at nominal settings, a slow and lossy driver fails naming the checks, a running graph is
-measured in place, and bad thresholds are a clear error. Plus the pure analysis pieces."""
+measured in place, and bad thresholds are a clear error. hil-check never starts a node unless told to:
+nothing answering is an error (nothing started), and --start-emulated refuses a graph without the
+driver emulator. Plus the pure analysis pieces."""
 import json
 import os
 import re
@@ -68,6 +70,96 @@ def test_cli_malformed_thresholds_exit_2(run_warpd, tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "warpd hil-check: error:" in proc.stderr and "max_state_to_command_latency_ms" in proc.stderr
     assert "started" not in proc.stdout  # nothing was started for a config that cannot be judged
+
+
+# ----------------------------------------------------------------------------- nothing started unless told to
+
+
+def _hil_config(tmp_path, nodes=None, remappings=None):
+    data = yaml.safe_load((REPO / "config" / "hil.yaml").read_text())
+    graph = data["warpd_graph"]["ros__parameters"]
+    if nodes is not None:
+        graph["nodes"] = nodes
+    if remappings is not None:
+        graph["remappings"] = remappings
+    path = tmp_path / "hil.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _children(pid):
+    """Pids of the live processes whose parent is `pid` (bringup's nodes would be; the ROS wheels' re-exec is not)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(entry))
+    return found
+
+
+def _run_watching_children(*args, timeout=60):
+    """Run `warpd hil-check args...`, recording every child process it has while it runs."""
+    proc = subprocess.Popen([sys.executable, "-m", "warpd_ros.cli", "hil-check", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    children = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            children |= _children(proc.pid)
+            time.sleep(0.02)
+        out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, out, err, children
+
+
+def test_start_emulated_is_checked_against_the_graph_nodes(tmp_path):
+    from warpd_ros.hil_check.cli import _check_emulated
+
+    _check_emulated(REPO / "config" / "hil.yaml")  # the shipped graph is emulated
+    with pytest.raises(WarpdError, match="would not be emulated"):
+        _check_emulated(_hil_config(tmp_path, nodes=["warpd_controller", "warpd_planner"]))
+
+
+@pytest.mark.ros
+def test_start_emulated_refuses_a_graph_without_the_emulator(tmp_path):
+    config = _hil_config(tmp_path, nodes=["warpd_controller", "warpd_planner"])  # a real robot's graph
+    code, out, err, children = _run_watching_children("--start-emulated", "--duration", "2", "--config", str(config))
+    assert code == 2, out + err
+    assert "--start-emulated refused" in err and "warpd_driver_emulator" in err and "Nothing was started" in err
+    assert "starting" not in out and not children, (out, children)
+
+
+@pytest.mark.ros
+def test_nothing_answering_starts_nothing_and_fails(tmp_path, rclpy_context):
+    import rclpy
+
+    # topics of its own, so that no graph elsewhere in this domain answers
+    prefix = f"/hil_check_nothing_{os.getpid()}"
+    config = _hil_config(tmp_path, remappings={"joint_states": f"{prefix}/joint_states",
+                                               "joint_commands": f"{prefix}/commands",
+                                               "controller_status": f"{prefix}/controller_status"})
+    code, out, err, children = _run_watching_children("--duration", "2", "--config", str(config))
+    assert code != 0 and code == 2, out + err
+    assert f"nothing publishes on {prefix}/joint_states or {prefix}/controller_status" in err, err
+    assert "nothing was started" in err and "warpd hil-check --start-emulated" in err, err
+    assert "starting" not in out and not children, (out, children)
+    # and no warpd node of a graph appeared on the graph
+    node = rclpy.create_node("test_hil_check_nothing", context=rclpy_context)
+    try:
+        time.sleep(1.5)  # discovery
+        names = {name for name, _ in node.get_node_names_and_namespaces()}
+        assert not names & {"warpd_driver_emulator", "warpd_controller", "warpd_planner"}, names
+    finally:
+        node.destroy_node()
 
 
 # ----------------------------------------------------------------------------- analysis, without ROS

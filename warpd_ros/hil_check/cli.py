@@ -1,5 +1,10 @@
-"""`warpd hil-check`'s command line: arguments, the config, starting the emulated graph through
-bringup when nothing answers, one measurement, the verdict and the exit status."""
+"""`warpd hil-check`'s command line: arguments, the config, one measurement, the verdict and the exit status.
+
+hil-check starts nodes only when told to (`--start-emulated`), and then only a graph that is emulated: one
+whose config lists warpd_driver_emulator among its nodes. Without the flag it measures what already runs,
+and when nothing answers it says what it waited for and exits 2, starting nothing: with the emulator
+removed from the config (a real robot), the graph would be a real controller and planner on the robot's
+command topic."""
 from __future__ import annotations
 
 import argparse
@@ -16,16 +21,21 @@ HELP = "measure latency, loop timing, swaps and HOLD of a HIL graph against thre
 EPILOG = """\
 Without --start-emulated, hil-check measures whatever answers on the graph's topics (a real robot's
 ros2_control drivers plus the warpd controller and planner, with the remappings of the config's
-warpd_graph entry); when nothing answers it starts the emulated HIL graph itself, like
-`warpd bringup hil`, measures it and stops it.
+warpd_graph entry). When nothing answers within 3 s it starts nothing: it says which topics it waited
+for and exits 2. It never starts a graph unless told to.
+
+With --start-emulated it starts the emulated HIL graph itself, like `warpd bringup hil`, measures it and
+stops it. It refuses (exit 2, nothing started) when the config's warpd_graph nodes do not include
+warpd_driver_emulator: that graph would drive whatever listens on the command topic, i.e. a real robot.
 
 examples:
-  warpd hil-check                                      measure what runs, else the emulated graph
-  warpd hil-check --start-emulated --duration 20
+  warpd hil-check                                      measure the graph that runs (nothing is started)
+  warpd hil-check --start-emulated --duration 20       start the emulated graph here and measure it
   warpd hil-check --start-emulated --set warpd_driver_emulator.latency_s=0.05   does a slow link pass?
   warpd hil-check --config my_robot.yaml --json hil.json
 
-exit status: 0 when every check passes, 1 when one fails, 2 for usage/config errors."""
+exit status: 0 when every check passes, 1 when one fails, 2 for usage/config errors, when nothing
+answers without --start-emulated, or when --start-emulated is refused."""
 STOP_GRACE_S = 5.0  # a started graph's nodes get this long after SIGINT (then bringup escalates)
 
 
@@ -49,8 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None,
                         help="ROS params file with the thresholds and the graph (default config/hil.yaml)")
     parser.add_argument("--start-emulated", action="store_true",
-                        help="start the HIL graph (driver emulator + controller + planner) here, measure it, stop it "
-                             "(the default when nothing answers on the graph's topics)")
+                        help="start the emulated HIL graph (driver emulator + controller + planner) here, measure it, stop it; "
+                             "refused when the config's warpd_graph nodes lack warpd_driver_emulator. Without it "
+                             "nothing is ever started")
     parser.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                         metavar="NODE.PARAM=VALUE",
                         help="parameter of a node of the graph started here, e.g. warpd_driver_emulator.latency_s=0.05")
@@ -74,6 +85,34 @@ def _topic_names(config: Path) -> dict:
     specs = load_graph("hil", config)
     remap = specs[0].remappings if specs else {}
     return {key: remap.get(default, default) for key, default in TOPICS.items()}
+
+
+EMULATOR = "warpd_driver_emulator"
+
+
+def _check_emulated(config: Path) -> None:
+    """WarpdError unless the config's HIL graph includes the driver emulator: without it the graph started
+    here would be a real controller and planner on the robot's command topic."""
+    from warpd_ros.graph import GRAPH_KEY, load_graph
+
+    names = [spec.name for spec in load_graph("hil", config)]
+    if EMULATOR not in names:
+        raise WarpdError(f"--start-emulated refused: the graph of {config} ({GRAPH_KEY} nodes: {', '.join(names)}) "
+                         f"has no {EMULATOR}, so it would not be emulated: its controller would command "
+                         "whatever drivers listen on the command topic. Nothing was started",
+                         f"to check a real robot, start its graph yourself (`warpd bringup hil --config {config}`) "
+                         "and run hil-check without --start-emulated; to check the emulated graph, use a config "
+                         f"whose {GRAPH_KEY} nodes include {EMULATOR} (the default config/hil.yaml)")
+
+
+def _nothing_answers(config: Path, topic_names: dict, domain_id) -> WarpdError:
+    from warpd_ros.hil_check.recorder import PROBE_S
+
+    domain = domain_id if domain_id is not None else os.environ.get("ROS_DOMAIN_ID", "0") or "0"
+    return WarpdError(f"nothing publishes on {topic_names['joint_states']} or {topic_names['controller_status']} "
+                      f"(waited {PROBE_S:g} s in ROS domain {domain}); nothing was started and nothing measured",
+                      "start the graph to check first (a robot's drivers plus `warpd bringup hil --config "
+                      f"{config}`), or let hil-check start the emulated graph: warpd hil-check --start-emulated")
 
 
 def _emulated_graph(config: Path, args: argparse.Namespace):
@@ -109,22 +148,19 @@ def run(args: argparse.Namespace) -> int:
     rclpy = require_ros()
     domain_id = args.domain_id
 
-    start = args.start_emulated
-    if not start:
-        if something_answers(rclpy, domain_id, topic_names):
-            if args.overrides:
-                raise WarpdError("--set only applies to a graph hil-check starts, and a graph is already running",
-                                 "set parameters of running nodes with `ros2 param set`, or stop the graph and "
-                                 "use --start-emulated")
-            print(f"warpd hil-check: measuring the running graph ({topic_names['joint_states']}, "
-                  f"{topic_names['joint_commands']}) for {args.duration:g} s")
-        else:
-            print(f"warpd hil-check: nothing publishes on {topic_names['joint_states']} or "
-                  f"{topic_names['controller_status']}: starting the emulated HIL graph")
-            start = True
     graph = None
-    if start:
+    if args.start_emulated:
+        _check_emulated(config)  # before anything starts
         graph, domain_id = _emulated_graph(config, args)
+    else:
+        if not something_answers(rclpy, domain_id, topic_names):
+            raise _nothing_answers(config, topic_names, domain_id)
+        if args.overrides:
+            raise WarpdError("--set only applies to a graph hil-check starts, and a graph is already running",
+                             "set parameters of running nodes with `ros2 param set`, or stop the graph and "
+                             "use --start-emulated")
+        print(f"warpd hil-check: measuring the running graph ({topic_names['joint_states']}, "
+              f"{topic_names['joint_commands']}) for {args.duration:g} s")
 
     context = init_context(rclpy, domain_id)
     session = None
