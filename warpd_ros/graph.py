@@ -60,6 +60,7 @@ NODES = {
     "warpd_driver_emulator": NodeInfo("warpd_ros.nodes.driver_emulator", "warpd_driver_emulator"),
     "warpd_controller": NodeInfo("warpd_ros.nodes.controller", "warpd_controller"),
     "warpd_planner": NodeInfo("warpd_ros.nodes.planner", "warpd_planner"),
+    "warpd_episodes": NodeInfo("warpd_ros.nodes.episodes", "warpd_episodes"),
 }
 DEFAULT_NODES = {
     "sim": ("warpd_sim", "warpd_controller", "warpd_planner"),
@@ -68,7 +69,7 @@ DEFAULT_NODES = {
 ALLOWED_NODES = {
     "sim": ("warpd_sim", "warpd_controller", "warpd_planner"),
     # a real robot: drop warpd_driver_emulator from `nodes` and remap to the robot's topics
-    "hil": ("warpd_driver_emulator", "warpd_controller", "warpd_planner"),
+    "hil": ("warpd_driver_emulator", "warpd_controller", "warpd_planner", "warpd_episodes"),
 }
 # remapping keys in the YAML -> the default topic name they remap
 TOPICS = {name.lower(): value for name, value in vars(topics).items()
