@@ -96,7 +96,7 @@ def test_import_holds_exactly_the_recorded_values(tmp_path, run_warpd, storage):
     assert f"skipped {SKIPPED} commands received before the first joint state" in proc.stdout
     dataset = Dataset.open(tmp_path / "ds")
     assert dataset.info.obs_names == ("q_shoulder", "q_elbow", "q_wrist", "qd_shoulder", "qd_elbow", "qd_wrist")
-    assert dataset.info.action_names == ("cmd_shoulder", "cmd_elbow", "cmd_wrist")
+    assert dataset.info.action_names == ("shoulder_vel", "elbow_vel", "wrist_vel")
     assert dataset.info.tasks == ("rosbag",) and dataset.info.control_dt == 0.02
     assert dataset.num_episodes == 2
     for (obs, act, record), (want_obs, want_act) in zip(dataset, recording.expected()):
