@@ -191,3 +191,59 @@ def test_services_give_events_in_order_and_a_live_timeout(episodes, operator):
     assert all(e.task == "reach_around_hw" and e.mode == "" for e in events)
     assert np.isnan(timeout.distance)  # no joint state, no goal: no distance
     _stop_clean(proc)
+
+
+def test_success_when_the_fingertip_holds_inside_the_radius_of_the_goal_pose(episodes, operator, reach):
+    q_at, q_out, goal = reach
+    # a hold twice the staleness limit: a stall of this process while it touches the goal cannot fake a hold
+    proc, topics, name = episodes("monitor", success_radius=0.03, success_hold_s=0.6, stale_after_s=0.3)
+    op = operator(topics, name)
+    op.goal = ("world", goal)
+    op.q = q_out  # 10+ cm away
+    assert op.trigger("start").success
+    op.spin(1.5)
+    assert op.summary() == [(RESET, 1, "started")], "no SUCCESS while the fingertip is outside the radius"
+    # a touch that does not last the hold time is no success
+    op.q = q_at
+    op.spin(0.1)
+    op.q = q_out
+    op.spin(0.8)
+    assert op.summary() == [(RESET, 1, "started")]
+    entered = time.monotonic()
+    op.q = q_at + np.array([0.0, 0.0, 0.02])  # the wrist 0.02 rad off: 3 mm away, inside 3 cm
+    events = op.wait_events(2, timeout=5.0)
+    held = time.monotonic() - entered
+    success = events[1]
+    assert (success.event, success.episode) == (SUCCESS, 1), op.summary()
+    assert held >= 0.58 and 0.0 < success.distance < 0.03, (held, success.distance)
+    assert success.episode_time >= 2.9 and "within 0.03 m for 0.6 s" in success.detail
+    assert len(events) == 2  # one event ends an episode: no more while it stays there
+    assert "already succeeded" in op.trigger("stop").message
+    _stop_clean(proc)
+
+
+def test_a_goal_in_another_frame_is_ignored_and_task_features_stand_in(episodes, operator, reach):
+    from std_msgs.msg import Float64MultiArray
+
+    q_at, _, goal = reach
+    proc, topics, name = episodes("frames", success_hold_s=0.0, goal_frame="world")
+    op = operator(topics, name)
+    op.goal = ("base_link", goal)  # the right point, in a frame the node cannot transform
+    op.q = q_at
+    assert op.trigger("start").success
+    op.spin(1.5)
+    assert op.summary() == [(RESET, 1, "started")], "a goal in another frame must be ignored"
+    # no goal pose it can use: the first two task features are the goal (x, y), in the plane
+    op.features.publish(Float64MultiArray(data=[float(goal[0]), float(goal[1]), 7.0]))
+    events = op.wait_events(2, timeout=5.0)
+    assert events[1].event == SUCCESS and events[1].distance < 0.001, op.summary()
+    out = _stop_clean(proc)
+    assert "ignoring goal pose in frame 'base_link'" in out
+    assert out.count("ignoring goal pose in frame") <= 2  # throttled: 75 poses in 1.5 s
+
+
+def test_a_link_the_model_lacks_is_a_clear_error(episodes):
+    proc, _, _ = episodes("bad", link="nope")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out
+    assert "no body or site 'nope'" in out and "Traceback" not in out
