@@ -59,9 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None,
                         help="ROS params file with the thresholds and the graph (default config/hil.yaml)")
     parser.add_argument("--start-emulated", action="store_true",
-                        help="start the emulated HIL graph (driver emulator + controller + planner) here, measure it, stop it; "
-                             "refused when the config's warpd_graph nodes lack warpd_driver_emulator. Without it "
-                             "nothing is ever started")
+                        help="start the emulated HIL graph (driver emulator + controller + planner) here, measure "
+                             "it, stop it; refused when the config's warpd_graph nodes lack warpd_driver_emulator. "
+                             "Without it nothing is ever started")
     parser.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                         metavar="NODE.PARAM=VALUE",
                         help="parameter of a node of the graph started here, e.g. warpd_driver_emulator.latency_s=0.05")
