@@ -376,3 +376,35 @@ def test_bad_option_values_are_usage_errors(tmp_path, capsys):
         with pytest.raises(SystemExit):
             warpd(capsys, "import-bag", tmp_path, "--out", tmp_path / "ds", option, value)
         assert want in capsys.readouterr().err
+
+
+# ---- the shipped training config -----------------------------------------------------------------
+
+TINY_SETS = {"data.horizon": 4, "encoder.latent_dim": 6, "encoder.hidden": "[32]", "policy.hidden": "[16, 16]",
+             "hypernet.chunk_size": 64, "hypernet.chunk_embedding_dim": 8, "hypernet.hidden": "[32]",
+             "world_model.hidden": "[32]", "stage1.steps": 20, "stage1.batch_size": 32, "stage1.log_every": 5,
+             "stage1.checkpoint_every": 10, "diffusion.hidden": 32, "diffusion.layers": 1,
+             "diffusion.train_timesteps": 20, "diffusion.sample_steps": 4, "stage2.steps": 20,
+             "stage2.batch_size": 64, "stage2.log_every": 5, "stage2.checkpoint_every": 10}
+
+
+def test_train_from_bag_config_trains_on_an_import_and_carries_the_contract(tmp_path, capsys):
+    from pathlib import Path
+
+    from warpd_core.robot_contract import read_checkpoint_contract
+
+    events = [event(110, 0, 1), event(610, 1, 1, "left"), event(810, 0, 2), event(1310, 2, 2),
+              event(1510, 0, 3), event(1910, 1, 3, "right")]
+    goals = [point(0, (0.4, 0.2, 0.08)), point(1400, (0.3, -0.2, 0.08))]
+    imported(capsys, tmp_path, joint_states("empty") + commands() + events + goals, "--goal", "/goal_point",
+             "--goal-features", "goal_x,goal_y", "--episode-events", "/warpd/episode_events", "--rate", "50")
+    config = Path(__file__).resolve().parents[1] / "config" / "train_from_bag.yaml"
+    sets = {"data.path": tmp_path / "ds", "output": tmp_path / "run", **TINY_SETS}
+    status, out, err = warpd(capsys, "train", "--config", config, "--quiet",
+                             *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")])
+    assert status == 0, err
+    checkpoint = Path(out.split("checkpoint: ")[1].split("\n")[0])
+    contract = read_checkpoint_contract(checkpoint)
+    assert contract.joint_names == JOINTS and contract.command_interface == "velocity"
+    assert contract.control_rate_hz == 50.0 and contract.task_feature_names == ("goal_x", "goal_y")
+    assert contract.task_frame == "world"
