@@ -152,6 +152,81 @@ def limit_values(command: list, q: list, previous: list | None, rows, dt: float)
     return out
 
 
+def limit_position_values(targets: list, q: list, previous: list | None, rows, dt: float) -> list:
+    """Joint position targets made safe, per joint, for a position interface (a position
+    forward_command_controller jumps to whatever it is sent):
+
+    1. NaN: stay at the previous target (or the measured position);
+    2. the target moves at most velocity_limit * dt from the previous target per period, so the target
+       itself travels no faster than the velocity limit (None: from the measured position `q`);
+    3. inside [position_lower, position_upper].
+    The acceleration limit is not applied to targets (the joint's own position loop shapes that).
+    Returns a new list of finite floats when q is finite."""
+    out = []
+    for i, (lower, upper, velocity, _, _) in enumerate(rows):
+        start = q[i] if previous is None else previous[i]
+        x = targets[i]
+        if x != x:
+            x = start
+        step = velocity * dt
+        x = min(max(x, start - step), start + step)
+        out.append(min(max(x, lower), upper))
+    return out
+
+
+def limits_from_urdf(urdf: str, joint_names) -> JointLimits:
+    """Limits of the named joints from a URDF (the XML text, or a path to the file): each joint's
+    <limit lower upper velocity effort>; continuous joints have no position limits. No acceleration
+    limit (URDF has none; set one in config). A joint missing from the URDF is an error: a controller
+    told to take its limits from a robot description must not run a joint the description lacks."""
+    import xml.etree.ElementTree as ET
+
+    text = str(urdf)
+    source = "robot_description"
+    if not text.lstrip().startswith("<"):
+        source = text
+        try:
+            text = Path(text).expanduser().read_text()
+        except OSError as exc:
+            raise WarpdError(f"cannot read URDF {source}: {exc}", "pass the URDF's XML or a readable file path") from None
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise WarpdError(f"{source} is not valid URDF XML: {exc}") from None
+    joints = {j.get("name"): j for j in root.iter("joint")}
+    names = tuple(joint_names)
+    if missing := [n for n in names if n not in joints]:
+        raise WarpdError(f"{source} has no joint(s) {missing}", f"its joints: {', '.join(joints)}")
+    n = len(names)
+    lower, upper = np.full(n, -math.inf), np.full(n, math.inf)
+    velocity, effort = np.full(n, math.inf), np.full(n, math.inf)
+    for i, name in enumerate(names):
+        joint, limit = joints[name], joints[name].find("limit")
+        if limit is None:
+            continue
+        try:
+            if joint.get("type") in ("revolute", "prismatic"):
+                lower[i], upper[i] = float(limit.get("lower", 0.0)), float(limit.get("upper", 0.0))
+            if float(limit.get("velocity", 0.0)) > 0:
+                velocity[i] = float(limit.get("velocity"))
+            if float(limit.get("effort", 0.0)) > 0:
+                effort[i] = float(limit.get("effort"))
+        except ValueError as exc:
+            raise WarpdError(f"{source}: joint {name} has a malformed <limit>: {exc}") from None
+    return JointLimits.create(names, lower, upper, velocity, math.inf, effort)
+
+
+def tightest(a: JointLimits, b: JointLimits) -> JointLimits:
+    """Per joint, the tighter of two sets of limits for the same joints (config and a URDF, say)."""
+    if a.joint_names != b.joint_names:
+        raise ValueError(f"limits for different joints: {a.joint_names} vs {b.joint_names}")
+    return JointLimits.create(a.joint_names, np.maximum(a.position_lower, b.position_lower),
+                              np.minimum(a.position_upper, b.position_upper),
+                              np.minimum(a.velocity_limit, b.velocity_limit),
+                              np.minimum(a.acceleration_limit, b.acceleration_limit),
+                              np.minimum(a.effort_limit, b.effort_limit))
+
+
 def limits_from_mjcf(path: str | Path, joint_names=None) -> JointLimits:
     """Limits of the named hinge/slide joints (default: all of them) from an MJCF model.
 

@@ -12,6 +12,13 @@ every one of them calls it instead of re-deriving a clip and hoping the details 
 
 :class:`Mode` is the one vocabulary of controller modes; ``warpd_ros.modes`` maps it to the
 ``ControllerStatus.MODE_*`` codes on the wire, once.
+
+Two command interfaces, as ros2_control's forward command controllers name them:
+- **velocity** (above): an action is joint velocities; HOLD is zero velocity (or the last command briefly).
+- **position**: an action is joint position targets; step 1 does not apply (action_limit is a velocity),
+  step 2 is :func:`limit_position_values` (targets inside the position limits, moving no faster than the
+  velocity limit), and HOLD is the *measured position at the moment the HOLD began* (`hold_position`,
+  latched by the caller) — never zeros, which a position controller would execute as "go to 0 rad".
 """
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from warpd_core.runtime.command_limits import JointLimits, limit_command, limit_values
+from warpd_core.runtime.command_limits import JointLimits, limit_command, limit_position_values, limit_values
 
 _INF = math.inf
 
@@ -40,6 +47,8 @@ class Mode(str, enum.Enum):
 
 HOLD_ZERO_VELOCITY, HOLD_LAST_COMMAND = "zero_velocity", "last_command"
 HOLD_MODES = (HOLD_ZERO_VELOCITY, HOLD_LAST_COMMAND)
+VELOCITY, POSITION = "velocity", "position"
+COMMAND_INTERFACES = (VELOCITY, POSITION)
 
 REASON_NO_POLICY = "no valid policy"
 REASON_EXPIRED = "policy expired"
@@ -88,10 +97,13 @@ class CommandPipeline:
     limits: JointLimits
     action_limit: float
     dt: float  # the control period (s): the rate limit and the one-period position envelope use it
-    hold_mode: str = HOLD_ZERO_VELOCITY
+    hold_mode: str = HOLD_ZERO_VELOCITY  # velocity interface only; position always holds where the joint is
     stale_timeout_s: float = 0.1
+    command_interface: str = VELOCITY
 
     def __post_init__(self):
+        if self.command_interface not in COMMAND_INTERFACES:
+            raise ValueError(f"command_interface must be one of {COMMAND_INTERFACES}, got {self.command_interface!r}")
         if not (math.isfinite(self.action_limit) and self.action_limit >= 0):
             raise ValueError(f"action_limit must be finite and >= 0, got {self.action_limit}")
         if not (math.isfinite(self.dt) and self.dt > 0):
@@ -124,6 +136,8 @@ class CommandPipeline:
         if action is None:
             return None
         values = np.asarray(action, dtype=np.float64).reshape(-1).tolist()
+        if self.command_interface == POSITION:
+            return self._position_values(values, q, previous)
         limit = self.action_limit
         clipped = []
         for v in values:
@@ -138,9 +152,25 @@ class CommandPipeline:
         before = None if previous is None else np.asarray(previous, dtype=np.float64).reshape(-1).tolist()
         return limit_values(clipped, positions, before, self.limits.rows, self.dt)
 
-    def hold(self, q, last_command, last_command_ns, now_ns: int, inputs_good: bool) -> np.ndarray:
-        """The hold command. Not rate-limited (stopping is never delayed), but a held last_command
-        still passes the position/velocity envelope at the latest position."""
+    def _position_values(self, targets: list, q, previous) -> list | None:
+        n = self.n_joints
+        if len(targets) != n or q is None or not all(-_INF < v < _INF for v in targets):
+            return None  # the tick must hold
+        positions = np.asarray(q, dtype=np.float64).reshape(-1).tolist()
+        before = None if previous is None else np.asarray(previous, dtype=np.float64).reshape(-1).tolist()
+        return limit_position_values(targets, positions, before, self.limits.rows, self.dt)
+
+    def hold(self, q, last_command, last_command_ns, now_ns: int, inputs_good: bool,
+             hold_position=None) -> np.ndarray:
+        """The hold command. Velocity: not rate-limited (stopping is never delayed), but a held
+        last_command still passes the position/velocity envelope at the latest position. Position:
+        `hold_position` (the measured position when the HOLD began), else `q`; ValueError when neither
+        is known, since no position command is safe then (the caller publishes nothing)."""
+        if self.command_interface == POSITION:
+            held = hold_position if hold_position is not None else q
+            if held is None:
+                raise ValueError("a position HOLD needs a measured joint position")
+            return np.array(held, dtype=np.float64).reshape(-1)
         command = hold_command(self.hold_mode, self.n_joints, last_command, last_command_ns, now_ns,
                                self.stale_timeout_s, inputs_good)
         if command.any():
@@ -148,9 +178,10 @@ class CommandPipeline:
         return command
 
     def tick(self, mode: Mode, reason: str, action, q, previous, last_command, last_command_ns,
-             now_ns: int) -> TickCommand:
+             now_ns: int, hold_position=None) -> TickCommand:
         """The command for one tick. `action` is the active policy's raw output (ignored in HOLD);
-        `previous` the command published last tick. The result is always finite."""
+        `previous` the command published last tick; `hold_position` the position latched when this
+        HOLD began (position interface). The result is always finite."""
         values = self._policy_values(action, q, previous) if mode != Mode.HOLD else None
         if values is not None:
             # finite by construction (clipped finite values inside bounds that contain 0); checked on the
@@ -158,8 +189,10 @@ class CommandPipeline:
             if all(-_INF < v < _INF for v in values):
                 policy = np.array(values)
                 return TickCommand(policy, policy)
-            return TickCommand(np.zeros(self.n_joints), None)
-        command = self.hold(q, last_command, last_command_ns, now_ns, inputs_ok(mode, reason))
+            return TickCommand(self.hold(q, None, None, now_ns, False, hold_position), None)
+        command = self.hold(q, last_command, last_command_ns, now_ns, inputs_ok(mode, reason), hold_position)
         if not np.isfinite(command).all():  # cannot happen (both paths are finite); never publish NaN regardless
+            if self.command_interface == POSITION:
+                raise ValueError("no finite position to hold")
             command = np.zeros(self.n_joints)
         return TickCommand(command, None)

@@ -104,6 +104,7 @@ class GeneratedPolicy:
     planner_id: str = ""
     task: str = ""
     joint_names: tuple[str, ...] = ()
+    command_interface: str = ""  # "velocity" | "position"; "" = unknown (older planners), read as velocity
     stamp_ns: int = 0
     valid_for_s: float = 0.0
     auth_tag: bytes = b""

@@ -6,7 +6,7 @@ the same key accepts only policies whose tag verifies (:class:`PolicyVerifier`).
 from a file whose path is a node parameter (:func:`load_key`), never from a message.
 
 What the tag covers (:func:`policy_digest_input`): every field of a GeneratedPolicy — planner_id,
-policy_id, task, stamp, valid_for, joint_names, the architecture (layer sizes and both
+policy_id, task, stamp, valid_for, command_interface, joint_names, the architecture (layer sizes and both
 activations), the four normalisation arrays, the weights and the latent — in a fixed order, each
 one length-prefixed, so no byte can be moved from one field into its neighbour without changing
 the tag (e.g. planner "ab" + task "c" and planner "a" + task "bc" sign differently). Arrays are
@@ -76,7 +76,7 @@ def policy_digest_input(policy: GeneratedPolicy) -> Iterator[bytes | memoryview]
     arch = policy.architecture
     yield DOMAIN
     for chunk in (_text(policy.planner_id), _integer(policy.policy_id), _text(policy.task),
-                  _integer(policy.stamp_ns), _duration_ns(policy.valid_for_s)):
+                  _integer(policy.stamp_ns), _duration_ns(policy.valid_for_s), _text(policy.command_interface)):
         yield from _field(chunk)
     for names in (tuple(_text(n) for n in policy.joint_names), tuple(_integer(s) for s in arch.layer_sizes)):
         yield _LENGTH.pack(len(names))

@@ -43,6 +43,7 @@ class ControllerSpec:
     n_task_features: int
     max_clock_skew_s: float = 0.5
     max_policy_age_s: float = 0.0
+    command_interface: str = "velocity"  # what this controller's commands mean to the robot
 
     def __post_init__(self):
         object.__setattr__(self, "joint_names", tuple(self.joint_names))
@@ -50,6 +51,8 @@ class ControllerSpec:
             raise ValueError("a controller needs at least one joint")
         if len(set(self.joint_names)) != len(self.joint_names):
             raise ValueError(f"joint_names has duplicates: {list(self.joint_names)}")
+        if self.command_interface not in ("velocity", "position"):
+            raise ValueError(f"command_interface must be velocity or position, got {self.command_interface!r}")
         if self.n_task_features < 0:
             raise ValueError(f"n_task_features must be >= 0, got {self.n_task_features}")
         if not (math.isfinite(self.max_clock_skew_s) and self.max_clock_skew_s >= 0):
@@ -92,6 +95,11 @@ def check_policy(policy: GeneratedPolicy, spec: ControllerSpec, now_ns: int,
         raise PolicyValidationError(
             "joint_names", f"policy was made for joints {list(policy.joint_names)}, "
                            f"this controller drives {list(spec.joint_names)}")
+    interface = policy.command_interface or ("velocity" if spec.command_interface == "velocity" else "")
+    if interface != spec.command_interface:
+        raise PolicyValidationError(
+            "command_interface", f"policy commands {interface or 'an unstated interface'}, this controller drives "
+                                 f"the {spec.command_interface} interface")
     policy.validate()
     skew_ns = int(spec.max_clock_skew_s * 1e9)
     if policy.stamp_ns > now_ns + skew_ns:

@@ -2,8 +2,15 @@
 
     python -m warpd_ros.nodes.controller --ros-args --params-file config/sim.yaml
 
-Observation = [q, qd (in `joint_names` order), task features]; the action (one joint velocity per
-joint) is clipped to ±action_limit and published on JOINT_COMMANDS at `control_rate_hz`.
+Observation = [q, qd (in `joint_names` order), task features]; the action is one command per joint,
+published on JOINT_COMMANDS at `control_rate_hz`. `command_interface` says what it means, as the
+robot's ros2_control forward command controller does: `velocity` (clipped to ±action_limit, then
+the command limits) or `position` (targets inside the position limits that move no faster than the
+velocity limit; HOLD holds the position measured when the HOLD began, never zeros). With
+`checkpoint` set, configure refuses unless the checkpoint's robot contract (joint names in order,
+command interface, task features) matches this configuration; every policy carries its interface
+and joint names and is refused when they differ. Limits may also come from a URDF
+(`robot_description`: the XML, or a file path), per joint the tighter of it and the limit parameters.
 Subscribes JOINT_STATES, TASK_FEATURES and POLICY_WEIGHTS; publishes ControllerStatus and a
 DiagnosticArray at `status_rate_hz`; service `~/promote_shadow` (std_srvs/Trigger).
 
@@ -60,7 +67,9 @@ from collections import deque
 import numpy as np
 
 from warpd_core.errors import PolicyValidationError, WarpdError
-from warpd_core.runtime.command_limits import JointLimits
+from warpd_core.robot_contract import read_checkpoint_contract
+from warpd_core.runtime.command_limits import JointLimits, limits_from_urdf, tightest
+from warpd_core.runtime.command_pipeline import POSITION, VELOCITY
 from warpd_core.runtime.command_pipeline import REASON_NO_POLICY, CommandPipeline, Mode, inputs_ok
 from warpd_core.runtime.compute_budget import REASON_COMPUTE, ComputeBudget, measure_budget
 from warpd_core.runtime.signing import PolicyVerifier, load_key
@@ -103,6 +112,14 @@ PARAMS = [
           "Joints the policy observes and commands, in observation/command order.", read_only=True),
     Param("n_task_features", 2, "Observation entries after [q, qd] (from the task features topic).",
           min=0, max=1024, read_only=True),
+    Param("command_interface", VELOCITY, "What the commands mean to the robot's forward command controller: "
+          "velocity (rad/s) or position (rad targets; HOLD holds the measured position). Must match the "
+          "checkpoint's and every policy's.", choices=(VELOCITY, POSITION), read_only=True),
+    Param("checkpoint", "", "The planner's checkpoint: configure refuses unless its robot contract (joint names "
+          "in order, command interface, task features) matches this node's. '' = check each policy only.",
+          read_only=True),
+    Param("robot_description", "", "URDF (the XML, or a file path) whose joint limits also apply, per joint the "
+          "tighter of it and the limit parameters. '' = the limit parameters only.", read_only=True),
     Param("autostart", True, "Configure at start and activate once joint states are fresh (what bringup and the "
           "launch files do). false: stay unconfigured until a lifecycle transition (ros2 lifecycle set ...).",
           read_only=True),
@@ -119,9 +136,11 @@ PARAMS = [
           "driver's clock synchronised with this node's (the same /clock under use_sim_time); false: arrival only."),
     Param("hold_mode", "zero_velocity",
           "Command published in HOLD: zeros; or the last policy command for at most stale_timeout_s when the "
-          "HOLD is about the policy (none/expired), zeros when joint states are stale or invalid.",
+          "HOLD is about the policy (none/expired), zeros when joint states are stale or invalid. Velocity "
+          "interface only: a position interface always holds the position measured when the HOLD began.",
           choices=("zero_velocity", "last_command")),
-    Param("action_limit", 1.5, "Every command is clipped to ±action_limit (joint velocity units).", min=0.0, max=10.0),
+    Param("action_limit", 1.5, "Every velocity command is clipped to ±action_limit (joint velocity units; the "
+          "velocity interface only).", min=0.0, max=10.0),
     Param("swap_mode", SWAP_RUN,
           "run: a newly accepted policy becomes active at once. shadow: it runs beside the active one, "
           "unactuated, until ~/promote_shadow.", choices=(SWAP_RUN, SWAP_SHADOW)),
@@ -259,6 +278,7 @@ class ControllerNode(LifecycleNode):
         self._last_command: np.ndarray | None = None
         self._published = None  # the last command sent (a HOLD sends zeros first)
         self._last_command_ns: int | None = None
+        self._hold_position: np.ndarray | None = None  # position interface: latched when a HOLD begins
         self._loop = LoopTimer(self._control_rate_hz)
 
     # ------------------------------------------------------------------ lifecycle
@@ -267,8 +287,16 @@ class ControllerNode(LifecycleNode):
         p = {param.name: self.get_parameter(param.name).value for param in PARAMS}
         try:
             spec = ControllerSpec(tuple(p["joint_names"]), int(p["n_task_features"]), float(p["max_clock_skew_s"]),
-                                  float(p["max_policy_age_s"]))
+                                  float(p["max_policy_age_s"]), p["command_interface"])
+            if p["checkpoint"]:
+                read_checkpoint_contract(p["checkpoint"]).require(
+                    f"checkpoint {p['checkpoint']}", "configure joint_names, command_interface and n_task_features "
+                    "as the checkpoint was trained, or deploy a checkpoint trained for this robot",
+                    joint_names=spec.joint_names, command_interface=spec.command_interface,
+                    n_task_features=spec.n_task_features)
             limits = JointLimits.create(spec.joint_names, **{k: p[k] for k in LIMIT_PARAMS})
+            if p["robot_description"]:
+                limits = tightest(limits, limits_from_urdf(p["robot_description"], spec.joint_names))
             key = load_key(p["signing_key_file"]) if p["signing_key_file"] else None
             verifier = PolicyVerifier(key, bool(p["require_signature"]))
         except (WarpdError, ValueError) as exc:
@@ -289,10 +317,11 @@ class ControllerNode(LifecycleNode):
         self._reset_bookkeeping()
         self._task = np.zeros(0) if spec.n_task_features == 0 else None
         self._task_error = self._input_error = "task_features_missing" if self._task is None else None
-        self._published = np.zeros(self._n)
+        self._position = spec.command_interface == POSITION
+        self._published = None if self._position else np.zeros(self._n)
         # clip -> limits -> finite -> hold, one immutable object replaced on a parameter change
         self._pipeline = CommandPipeline(limits, float(p["action_limit"]), 1.0 / self._control_rate_hz,
-                                         p["hold_mode"], self._stale_timeout_s)
+                                         p["hold_mode"], self._stale_timeout_s, spec.command_interface)
         self._cmd_pub = self.create_publisher(Float64MultiArray, topics.JOINT_COMMANDS, COMMAND_QOS)
         self._inputs = [
             self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS),
@@ -304,7 +333,8 @@ class ControllerNode(LifecycleNode):
         ]
         self._set_lifecycle_reason(REASON_INACTIVE)
         self.get_logger().info(
-            f"configured: {list(spec.joint_names)} + {spec.n_task_features} task features at "
+            f"configured: {list(spec.joint_names)} + {spec.n_task_features} task features, {spec.command_interface} "
+            f"interface, at "
             f"{self._control_rate_hz:g} Hz (obs {spec.obs_dim}, action {spec.action_dim}); compute budget "
             f"{self._budget.summary()}; commands on {self.resolve_topic_name(topics.JOINT_COMMANDS)} once active")
         return TransitionCallbackReturn.SUCCESS
@@ -319,6 +349,8 @@ class ControllerNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._loop = LoopTimer(self._control_rate_hz)
         self._mode, self._mode_reason = Mode.HOLD, REASON_NO_POLICY
+        self._hold_position = None  # latched again by the first HOLD tick, from the fresh joint state
+        self._published = None if self._position else np.zeros(self._n)
         # A one-shot (reset by a tick, cancelled when it fires) that handles a queued policy right after
         # that tick. (The EventsExecutor does not support guard conditions.)
         self._swap_timer = self.create_timer(20e-6, self._on_swap_timer, clock=self._steady, autostart=False)
@@ -335,7 +367,7 @@ class ControllerNode(LifecycleNode):
         self._slot = PolicySlot()
         self._pending_policies.clear()
         self._set_lifecycle_reason(REASON_INACTIVE)
-        self.get_logger().info(f"inactive: sent the hold command {hold.tolist()}, publishing no more commands")
+        self.get_logger().info(f"inactive: sent the hold command {_listed(hold)}, publishing no more commands")
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -390,8 +422,12 @@ class ControllerNode(LifecycleNode):
                 self.destroy_timer(timer)
         self._control_timer = self._swap_timer = None
 
-    def _send_hold(self) -> np.ndarray:
-        hold = self._pipeline.hold(self._q, None, None, self._now_ns(), inputs_good=False)
+    def _send_hold(self) -> np.ndarray | None:
+        """The hold command, published once (position: where the joints are; nothing when that is unknown)."""
+        hold_position = self._hold_position if self._hold_position is not None else self._q
+        if self._position and hold_position is None:
+            return None
+        hold = self._pipeline.hold(self._q, None, None, self._now_ns(), False, hold_position)
         if self.context.ok():
             self._cmd_pub.publish(float64_array_msg(hold))
         return hold
@@ -501,7 +537,7 @@ class ControllerNode(LifecycleNode):
         self._mode, self._mode_reason = Mode.HOLD, REASON_SHUTDOWN
         self._on_status()
         acked = self._cmd_pub.wait_for_all_acked(Duration(seconds=0.5))
-        self.get_logger().info(f"stopping: sent the hold command {hold.tolist()}"
+        self.get_logger().info(f"stopping: sent the hold command {_listed(hold)}"
                                + ("" if acked else " (not acknowledged by every subscriber within 0.5 s)"))
 
     # ------------------------------------------------------------------ inputs
@@ -636,8 +672,15 @@ class ControllerNode(LifecycleNode):
                     diff = float(np.max(np.abs(shadow_action - action)))
                     if diff > self._shadow_diff_max:
                         self._shadow_diff_max = diff
+        if mode == Mode.HOLD:
+            if self._hold_position is None and self._q is not None:
+                self._hold_position = self._q.copy()  # position interface: where the joints are as the HOLD begins
+        else:
+            self._hold_position = None
+        if self._position and self._q is None:  # cannot happen once active (activation needs a joint state)
+            return
         result = self._pipeline.tick(mode, reason, action, self._q, self._published, self._last_command,
-                                     self._last_command_ns, now)
+                                     self._last_command_ns, now, self._hold_position)
         if result.policy_command is not None:
             self._last_command, self._last_command_ns = result.policy_command, now
         elif mode != Mode.HOLD:  # the pipeline found the action non-finite (or it could not be computed)
@@ -698,6 +741,7 @@ class ControllerNode(LifecycleNode):
 
     def _configured_values(self) -> dict:
         return {
+            "command_interface": self._spec.command_interface,
             "swap_mode": self._swap_mode, "hold_mode": self._pipeline.hold_mode,
             "action_limit": f"{self._pipeline.action_limit:g}",
             "require_signature": str(self._verifier.required).lower(),
@@ -758,6 +802,10 @@ class ControllerNode(LifecycleNode):
                                 message="; ".join(problems) if problems else f"{mode_name}: {status.mode_reason}",
                                 values=[KeyValue(key=k, value=v) for k, v in values.items()])
         return DiagnosticArray(header=status.header, status=[diag])
+
+
+def _listed(command: np.ndarray | None) -> str:
+    return "none (no joint position known)" if command is None else str(command.tolist())
 
 
 def _make_node() -> ControllerNode:
