@@ -25,11 +25,13 @@ COMMANDS = {
     "keygen": "warpd_ros.keygen",
     "collect": "warpd_core.commands.collect",
     "import-bag": "warpd_core.commands.import_bag",
+    "record-bag": "warpd_ros.record_bag",
     "plot-demos": "warpd_core.commands.plot_demos",
     "train": "warpd_core.commands.train",
     "sample": "warpd_core.commands.sample",
     "rollout": "warpd_core.commands.rollout",
     "eval": "warpd_core.commands.eval",
+    "eval-bag": "warpd_core.commands.eval_bag",
     "bench": "warpd_core.commands.bench",
 }
 
