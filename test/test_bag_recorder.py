@@ -195,3 +195,29 @@ def test_record_bag_fails_clearly_when_no_topic_appears(tmp_path, run_warpd):
     proc = run_warpd("record-bag", "--out", str(tmp_path / "bag"), "--wait", "1", "no_such_topic", timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "none of the topics /no_such_topic appeared within 1 s" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("stop", ["--duration", "SIGTERM"])
+def test_record_bag_stops_at_its_duration_or_sigterm_with_the_bag_complete(tmp_path, stop):
+    bag, log = tmp_path / "bag", tmp_path / "recorder.log"
+    argv = [sys.executable, "-m", "warpd_ros.cli", "record-bag", "--out", str(bag), "test_bag/latched", "test_bag/events"]
+    with running(Publishers) as pubs:
+        pubs.spin_in_background()
+        recorder = start_node(argv + (["--duration", "3"] if stop == "--duration" else []), log, unbuffered=True)
+        try:
+            deadline = time.monotonic() + 30
+            while log.read_text().count("recording /") < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if stop == "SIGTERM":
+                time.sleep(0.3)
+                code = stop_process(recorder, signal.SIGTERM, timeout=20)
+            else:
+                code = recorder.wait(timeout=30)
+        finally:
+            stop_process(recorder)
+    output = log.read_text()
+    assert code == 0 and ("stopped by SIGTERM" in output) == (stop == "SIGTERM"), output
+    assert "Traceback" not in output
+    types, messages = read_bag(bag)  # closed complete: metadata.yaml written, both connections, the latched message
+    assert set(types) == {"/test_bag/latched", "/test_bag/events"} and len(messages["/test_bag/latched"]) == 1
+    assert any(line.split()[:2] == ["/test_bag/events", "0"] for line in output.splitlines()), output
