@@ -199,3 +199,28 @@ def transform_to_matrix(transform) -> np.ndarray:
     out[:3, :3] = quat2mat(np.array([r.w, r.x, r.y, r.z]) / np.linalg.norm([r.w, r.x, r.y, r.z]))
     out[:3, 3] = (v.x, v.y, v.z)
     return out
+
+
+def goal_pose_features(msg, feature_names, frame: str) -> np.ndarray:
+    """Task features from a goal PoseStamped (or PointStamped): goal_x/goal_y/goal_z take the position's
+    coordinates (warpd_core.robot_contract.goal_features). ValueError when the goal is in another frame
+    than the one the policy was trained in (no tf here: transform it before publishing) or not finite."""
+    from warpd_core.errors import WarpdError
+    from warpd_core.robot_contract import goal_features
+
+    stated = msg.header.frame_id
+    if stated and stated.lstrip("/") != frame.lstrip("/"):
+        raise ValueError(f"goal in frame {stated!r}, but the policy's task features are in {frame!r}")
+    p = msg.pose.position if hasattr(msg, "pose") else msg.point
+    position = (p.x, p.y, p.z)
+    if not np.isfinite(position).all():
+        raise ValueError("goal position has NaN or Inf")
+    try:
+        return np.array(goal_features(feature_names, position))
+    except WarpdError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def default_goal_features(n_task_features: int) -> tuple[str, ...]:
+    """Feature names a goal fills in when no checkpoint says: goal_x, goal_y[, goal_z] (reach_around, Panda)."""
+    return ("goal_x", "goal_y", "goal_z")[:n_task_features] if n_task_features <= 3 else ()

@@ -88,16 +88,18 @@ from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy  
 from rclpy.serialization import deserialize_message  # noqa: E402
 
 RCLError = _rclpy.RCLError
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from warpd_ros import topics  # noqa: E402
 from warpd_ros.admission import admit_policy  # noqa: E402
-from warpd_ros.conversions import JointIndex, JointStateError, float64_array_msg, ns_to_stamp  # noqa: E402
+from warpd_ros.conversions import (JointIndex, JointStateError, default_goal_features, float64_array_msg,  # noqa: E402
+                                   goal_pose_features, ns_to_stamp)
 from warpd_ros.modes import mode_from_status, status_code  # noqa: E402
 from warpd_ros.msg import ControllerStatus, PolicyWeights  # noqa: E402
-from warpd_ros.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, policy_swap_qos  # noqa: E402
+from warpd_ros.qos import COMMAND_QOS, GOAL_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, policy_swap_qos  # noqa: E402
 
 NODE_NAME = "warpd_controller"
 SWAP_SLACK_NS = 500_000  # handle a PolicyWeights at once only if the next tick is further away than this
@@ -288,8 +290,11 @@ class ControllerNode(LifecycleNode):
         try:
             spec = ControllerSpec(tuple(p["joint_names"]), int(p["n_task_features"]), float(p["max_clock_skew_s"]),
                                   float(p["max_policy_age_s"]), p["command_interface"])
+            goal = (default_goal_features(spec.n_task_features), "world")
             if p["checkpoint"]:
-                read_checkpoint_contract(p["checkpoint"]).require(
+                contract = read_checkpoint_contract(p["checkpoint"])
+                goal = (contract.task_feature_names, contract.task_frame)
+                contract.require(
                     f"checkpoint {p['checkpoint']}", "configure joint_names, command_interface and n_task_features "
                     "as the checkpoint was trained, or deploy a checkpoint trained for this robot",
                     joint_names=spec.joint_names, command_interface=spec.command_interface,
@@ -305,6 +310,7 @@ class ControllerNode(LifecycleNode):
             self.get_logger().error(self._lifecycle_reason)
             return TransitionCallbackReturn.FAILURE
         self._spec, self._limits = spec, limits
+        self._goal_names, self._goal_frame = goal  # how a goal PoseStamped becomes task features
         self._verifier = verifier
         self._joints = JointIndex(spec.joint_names)
         self._n = len(spec.joint_names)
@@ -327,6 +333,7 @@ class ControllerNode(LifecycleNode):
             self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS),
             self.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_task_features,
                                      TASK_FEATURES_QOS),
+            self.create_subscription(PoseStamped, topics.GOAL_POSE, self._on_goal, GOAL_QOS),
             # raw: an oversized message is refused by its length, before deserializing it costs the loop
             self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self._on_policy_bytes, policy_swap_qos(),
                                      raw=True),
@@ -554,8 +561,22 @@ class ControllerNode(LifecycleNode):
             self._joint_error = None
         self._update_obs()
 
+    def _on_goal(self, msg: PoseStamped) -> None:
+        """A goal pose, as task features (goal_x, goal_y[, goal_z] in the trained frame); a goal that cannot be
+        used is warned about and leaves the current features as they are."""
+        if self._spec.n_task_features == 0:
+            return
+        try:
+            values = goal_pose_features(msg, self._goal_names, self._goal_frame)
+        except ValueError as exc:
+            self._warn_throttled("goal", f"ignoring goal on {topics.GOAL_POSE}: {exc}")
+            return
+        self._take_task_features(values)
+
     def _on_task_features(self, msg: Float64MultiArray) -> None:
-        values = np.asarray(msg.data, dtype=np.float64)
+        self._take_task_features(np.asarray(msg.data, dtype=np.float64))
+
+    def _take_task_features(self, values: np.ndarray) -> None:
         if values.size != self._spec.n_task_features:
             self._task_error = "task_features_size"
             self._warn_throttled("task_features", f"ignoring task features: {values.size} values, expected "

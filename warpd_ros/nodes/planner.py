@@ -10,6 +10,11 @@ when it was generated (sim time under use_sim_time), valid_for = `valid_for_s`, 
 strictly increasing, starting at the wall-clock time in ms so ids keep increasing across a
 restart (controllers refuse an id that is not newer than the last one from the same planner).
 `~/set_task` (warpd_ros/SetTask) switches to another task the checkpoint knows.
+The checkpoint's robot contract (warpd_core/robot_contract.py) must match `joint_names` (names and
+order), `n_task_features` and `command_interface` ('' = take the checkpoint's), or the node refuses
+to start saying what differs; every policy carries that interface. Task features come from
+TASK_FEATURES (latched) or from a goal PoseStamped on GOAL_POSE (default QoS: `ros2 topic pub`, RViz,
+a perception node), in the checkpoint's task frame; with n_task_features 0 nothing is waited for.
 With `signing_key_file` set, every policy is signed (auth_tag = HMAC-SHA256 over the weights and
 every metadata field, warpd_core/runtime/signing.py) after its stamp is set, as the last step.
 A DiagnosticArray on DIAGNOSTICS (~1 Hz) carries the planning latency (`planner_latency_ms` =
@@ -40,6 +45,7 @@ import numpy as np
 from warpd_core.errors import WarpdError
 from warpd_core.policies.warpd.checkpoint import load_checkpoint
 from warpd_core.policies.warpd.planner import Planner
+from warpd_core.robot_contract import COMMAND_INTERFACES, read_checkpoint_contract
 from warpd_core.runtime.compute_budget import measure_budget
 from warpd_core.runtime.signing import load_key, sign_policy
 from warpd_ros.params import Param, declare_parameters
@@ -51,14 +57,16 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # n
 from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from warpd_ros import topics  # noqa: E402
-from warpd_ros.conversions import JointIndex, JointStateError, policy_to_msg, stamp_to_ns  # noqa: E402
+from warpd_ros.conversions import (JointIndex, JointStateError, goal_pose_features, policy_to_msg,  # noqa: E402
+                                   stamp_to_ns)
 from warpd_ros.msg import EpisodeEvent, PolicyWeights  # noqa: E402
-from warpd_ros.qos import EVENTS_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, policy_swap_qos  # noqa: E402
+from warpd_ros.qos import EVENTS_QOS, GOAL_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, policy_swap_qos  # noqa: E402
 from warpd_ros.srv import SetTask  # noqa: E402
 
 NODE_NAME = "warpd_planner"
@@ -87,6 +95,8 @@ PARAMS = [
           read_only=True),
     Param("n_task_features", 2, "Task features after [q, qd] in the observation (TASK_FEATURES length).",
           min=0, max=1024, read_only=True),
+    Param("command_interface", "", "velocity or position: must equal the checkpoint's (and the controller's); "
+          "'' = the checkpoint's.", choices=("", *COMMAND_INTERFACES), read_only=True),
     Param("device", "cpu", "torch device to sample on (cpu, cuda, cuda:1, ...).", read_only=True),
     Param("control_rate_hz", 1000.0, "The controller's control_rate_hz: the planner refuses to start with a checkpoint "
           "whose policy MLP would not fit its compute budget at that rate.", min=1.0, max=2000.0, read_only=True),
@@ -112,7 +122,11 @@ class PlannerNode(Node):
         reason = self._validate("task", task)
         if reason:
             raise WarpdError(f"parameter task={task!r}: {reason}")
-        self._check_dimensions(model)
+        self._contract = read_checkpoint_contract(path)
+        self._contract.require(f"checkpoint {path}", "set joint_names, n_task_features and command_interface as the "
+                               "checkpoint was trained (see its robot contract), or train one for this robot",
+                               joint_names=self._joint_names, n_task_features=self._n_features,
+                               command_interface=values["command_interface"] or None)
         self._check_compute(model, values["control_rate_hz"], values["compute_budget"])
         try:
             self.planner = Planner(model, task, steps=values["diffusion_steps"],
@@ -127,7 +141,8 @@ class PlannerNode(Node):
         self.planner.next_policy_id = time.time_ns() // 1_000_000
 
         self._index = JointIndex(self._joint_names)
-        self._q = self._qd = self._features = None
+        self._q = self._qd = None
+        self._features = np.zeros(0) if self._n_features == 0 else None  # nothing to wait for
         self._state_time: float | None = None  # monotonic arrival time of the latest usable joint state
         self._arrivals = 0  # counts joint states and task features, in the order this node handled them
         self._recent_states: deque = deque(maxlen=RECENT_STATES)  # (header stamp ns, arrival number)
@@ -142,6 +157,8 @@ class PlannerNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS)
         self.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_features, TASK_FEATURES_QOS)
+        if self._n_features:
+            self.create_subscription(PoseStamped, topics.GOAL_POSE, self._on_goal, GOAL_QOS)
         self._plan_on_reset = values["plan_on_reset"]
         self.create_subscription(EpisodeEvent, topics.EPISODE_EVENTS, self._on_episode_event, EVENTS_QOS)
         self.create_service(Trigger, "~/replan", self._on_replan)
@@ -174,15 +191,6 @@ class PlannerNode(Node):
             raise WarpdError(f"the checkpoint's policies would not fit the controller at {control_rate_hz:g} Hz: {why}",
                              "lower the controller's control_rate_hz (and this node's), or train smaller policies")
 
-    def _check_dimensions(self, model) -> None:
-        n = len(self._joint_names)
-        expected = 2 * n + self._n_features
-        if len(model.obs_names) != expected or len(model.action_names) != n:
-            raise WarpdError(
-                f"the checkpoint observes {len(model.obs_names)} values ({', '.join(model.obs_names)}) and commands "
-                f"{len(model.action_names)}, but joint_names ({n} joints) and n_task_features ({self._n_features}) "
-                f"give {expected} and {n}", "set joint_names and n_task_features to match the checkpoint's task")
-
     def _on_params(self, changes: dict) -> None:
         p = self.planner
         if "plan_on_reset" in changes:
@@ -213,8 +221,19 @@ class PlannerNode(Node):
         self._recent_states.append((stamp_to_ns(msg.header.stamp), self._arrivals))
         self._plan_if_reset()
 
+    def _on_goal(self, msg: PoseStamped) -> None:
+        try:
+            data = goal_pose_features(msg, self._contract.task_feature_names, self._contract.task_frame)
+        except ValueError as exc:
+            self._bad_features += 1
+            self.get_logger().warning(f"ignoring goal on {topics.GOAL_POSE}: {exc}", throttle_duration_sec=5.0)
+            return
+        self._take_features(data)
+
     def _on_features(self, msg: Float64MultiArray) -> None:
-        data = np.asarray(msg.data, dtype=np.float64)
+        self._take_features(np.asarray(msg.data, dtype=np.float64))
+
+    def _take_features(self, data: np.ndarray) -> None:
         if data.size != self._n_features or not np.isfinite(data).all():
             self._bad_features += 1
             self.get_logger().warning(f"ignoring task features: {data.size} values (expected {self._n_features})"
@@ -247,7 +266,7 @@ class PlannerNode(Node):
                                           "planning on the replan period again")
             return
         pre_reset = max((arrival for stamp, arrival in self._recent_states if stamp < reset_ns), default=0)
-        if self._features_arrival <= pre_reset and waited < RESET_FEATURES_WAIT_S:
+        if self._n_features and self._features_arrival <= pre_reset and waited < RESET_FEATURES_WAIT_S:
             return
         self._reset = None
         msg, _ = self._plan()
@@ -263,7 +282,7 @@ class PlannerNode(Node):
         if age > STATE_FRESH_S:
             return f"the latest joint state is {age:.1f} s old (> {STATE_FRESH_S} s)"
         if self._features is None:
-            return f"no task features received yet on {topics.TASK_FEATURES}"
+            return f"no task features received yet on {topics.TASK_FEATURES} or a goal on {topics.GOAL_POSE}"
         return None
 
     def _on_timer(self) -> None:
@@ -281,6 +300,7 @@ class PlannerNode(Node):
         try:
             policy = self.planner.generate(obs)
             policy.joint_names = self._joint_names
+            policy.command_interface = self._contract.command_interface
             policy.stamp_ns = self.get_clock().now().nanoseconds
             if self._key is not None:
                 sign_policy(policy, self._key)  # last: every field it covers is final now
