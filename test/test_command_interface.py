@@ -214,3 +214,60 @@ def test_a_controller_refuses_a_checkpoint_trained_for_another_joint_order_or_in
             stop_process(proc)
         log = log_path.read_text()
         assert "does not match this robot" in log and expected in log, log
+
+
+@pytest.mark.ros
+def test_a_planner_plans_from_a_goal_pose_in_the_trained_frame_and_refuses_a_wrong_joint_order(tmp_path):
+    from geometry_msgs.msg import PoseStamped
+    from sensor_msgs.msg import JointState
+
+    from warpd_ros import topics
+    from warpd_ros.conversions import joint_state_msg
+    from warpd_ros.msg import PolicyWeights
+    from warpd_ros.qos import GOAL_QOS, SENSOR_QOS, policy_swap_qos
+    from warpd_ros.testing.processes import start_module, stop_process
+    from warpd_ros.testing.standin import Q as STANDIN_Q, QD, TestNode, running
+
+    checkpoint = "checkpoints/reach_around/checkpoint.safetensors"
+    log_path = tmp_path / "reversed.log"
+    proc = start_module("warpd_ros.nodes.planner", {"checkpoint": checkpoint, "joint_names": ["wrist", "elbow", "shoulder"]},
+                        log_path=log_path)
+    try:
+        assert proc.wait(timeout=60) != 0
+    finally:
+        stop_process(proc)
+    assert "joint order: trained as [shoulder, elbow, wrist]" in log_path.read_text()
+
+    log_path = tmp_path / "planner.log"
+    proc = start_module("warpd_ros.nodes.planner", {"checkpoint": checkpoint, "replan_period_s": 0.2}, log_path=log_path)
+    try:
+        with running(TestNode, "test_goal_pose_robot") as robot:
+            policies = []
+            robot.node.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, policies.append, policy_swap_qos())
+            states = robot.node.create_publisher(JointState, topics.JOINT_STATES, SENSOR_QOS)
+            goals = robot.node.create_publisher(PoseStamped, topics.GOAL_POSE, GOAL_QOS)
+            joints = ("shoulder", "elbow", "wrist")
+            robot.node.create_timer(0.02, lambda: states.publish(joint_state_msg(
+                joints, [STANDIN_Q[j] for j in joints], [QD[j] for j in joints], time.time_ns())))
+
+            def goal(frame):
+                msg = PoseStamped()
+                msg.header.frame_id = frame
+                msg.pose.position.x, msg.pose.position.y = 0.4, 0.22
+                return msg
+            robot.spin_in_background()
+            # a goal in another frame is not a goal in the trained one: no plan
+            deadline = time.monotonic() + 30
+            while proc.poll() is None and "planning for" not in log_path.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            for _ in range(10):
+                goals.publish(goal("camera_link"))
+                time.sleep(0.1)
+            assert policies == []
+            assert "ignoring goal on warpd/goal_pose: goal in frame 'camera_link'" in log_path.read_text()
+            goals.publish(goal("world"))
+            assert robot.wait_until(lambda: len(policies) >= 2, 10), log_path.read_text()
+            assert policies[-1].command_interface == "velocity"
+            assert list(policies[-1].joint_names) == list(joints)
+    finally:
+        stop_process(proc)
