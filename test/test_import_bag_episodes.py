@@ -154,6 +154,9 @@ def test_goal_through_tf_static_chains_transforms_and_picks_features(tmp_path, c
                           "/goal_point", "--frame", "base")
     assert dataset.info.task_frame == "base"
     assert np.allclose(dataset.episode(0)[0][-1, 6:], [-0.5, 0.5, 0.0], atol=1e-6)
+    status, _, err = warpd(capsys, "import-bag", tmp_path / "b" / "bag", "--out", tmp_path / "b" / "ds", "--goal",
+                           "/goal_point")
+    assert status == 2 and "its goals are in frame 'base', this import's in 'world'" in err
 
 
 def test_features_topic_and_names(tmp_path, capsys):

@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                "mode) or std_msgs/msg/Bool (True starts, False stops): the episodes; without it, "
                                "pauses split them")
     episodes.add_argument("--split-gap", type=positive_float, default=0.5, metavar="SECONDS",
-                          help="start a new episode when no command arrives for this long (default 0.5)")
+                          help="start a new episode when no command arrives for this long (default 0.5; these three "
+                               "split only without --episode-events)")
     episodes.add_argument("--split-idle", type=positive_float, metavar="SECONDS",
                           help="also split where velocity commands stay zero / position targets stay unchanged "
                                "this long; the idle commands are dropped")
@@ -100,6 +101,21 @@ def success_rule(text: str) -> tuple[str, float]:
     return link, value
 
 
+def _check_frame(out, frame: str) -> None:
+    """Appending goals of another frame would mix frames under one header: refuse."""
+    from pathlib import Path
+
+    from warpd_core.data import Dataset
+    from warpd_core.errors import WarpdError
+    from warpd_core.robot_contract import DEFAULT_FRAME
+
+    if (Path(out) / "dataset.json").is_file():
+        there = Dataset.open(out).info.task_frame or DEFAULT_FRAME
+        if there != frame:
+            raise WarpdError(f"cannot append to {out}: its goals are in frame {there!r}, this import's in {frame!r}",
+                             f"import with --frame {there}, or write to a new dataset directory")
+
+
 def run(args) -> int:
     from warpd_core.data import DatasetWriter
     from warpd_core.data.rosbag_import import ImportOptions, import_bag
@@ -113,6 +129,7 @@ def run(args) -> int:
         episode_events_topic=args.episode_events, success_rule=args.success_rule, robot_model=args.robot_model,
         labels=args.labels)
     bag = import_bag(args.bag, options, progress=True)
+    _check_frame(args.out, bag.task_frame)
     with DatasetWriter(args.out, bag.dataset_info(args.task_name)) as writer:
         first = writer.next_episode_index
         for k, episode in enumerate(bag.episodes):

@@ -144,7 +144,7 @@ def import_bag(path, options: ImportOptions | None = None, progress: bool = Fals
         rule = (LinkKinematics.load(options.robot_model, options.success_rule[0]), options.success_rule[1])
     labels = read_labels(options.labels) if options.labels else None
     topics = {"joint_states": options.joint_states_topic, "commands": options.commands_topic}
-    with _open_bag(path) as reader:
+    with open_bag(path) as reader:
         start = reader.start_time
         streams = {options.joint_states_topic: _JointStates(options.joints, options.joint_states_topic, start),
                    options.commands_topic: _Commands(options.commands_topic, options.command_interface, start)}
@@ -166,11 +166,12 @@ def import_bag(path, options: ImportOptions | None = None, progress: bool = Fals
             wanted.append((options.episode_events_topic, EVENT_TYPES, "--episode-events"))
             topics["episode_events"] = options.episode_events_topic
         if len(streams) < len(wanted):
-            raise WarpdError("one topic is given for two different roles: " + ", ".join(f"{o} {t}" for t, _, o in wanted),
-                             "each of --joint-states, --commands, --goal, --features, --episode-events needs its own topic")
-        connections = [c for topic, types, option in wanted for c in _connections(reader, topic, types, option)]
+            roles = ", ".join(f"{option} {topic}" for topic, _, option in wanted)
+            raise WarpdError(f"one topic is given for two different roles: {roles}", "each of --joint-states, "
+                             "--commands, --goal, --features, --episode-events needs its own topic")
+        found = [c for topic, types, option in wanted for c in connections(reader, topic, types, option)]
         total = sum(reader.topics[t].msgcount for t in streams)
-        for connection, t_ns, raw in tqdm(reader.messages(connections), total=total, desc="read bag", unit="msg",
+        for connection, t_ns, raw in tqdm(reader.messages(found), total=total, desc="read bag", unit="msg",
                                           disable=not progress):
             streams[connection.topic].add(t_ns, reader.deserialize(raw, connection.msgtype))
     return _build(path, options, streams, topics, rule, labels)
@@ -348,9 +349,6 @@ def open_bag(path: Path):
         raise WarpdError(f"cannot read bag {path}: {exc}", "check that the bag is complete (ros2 bag info)") from None
 
 
-_open_bag = open_bag
-
-
 def connections(reader, topic: str, supported: tuple[str, ...], option: str) -> list:
     """The bag's connections of `topic`, refusing a topic that is absent or of another type."""
     topics = reader.topics
@@ -361,9 +359,6 @@ def connections(reader, topic: str, supported: tuple[str, ...], option: str) -> 
         raise WarpdError(f"topic {topic} ({option}) has type {topics[topic].msgtype}, which cannot be imported",
                          f"{option} needs a topic of type {' or '.join(supported)}")
     return list(topics[topic].connections)
-
-
-_connections = connections
 
 
 class _JointStates:
@@ -583,7 +578,8 @@ def _lookup(tf_static: _StaticTransforms | None, source: str, target: str) -> np
         root_t, m_t = tf_static.to_root(target)
         if root_s == root_t:
             return np.linalg.inv(m_t) @ m_s
-    known = sorted({f for child, (parent, _) in (tf_static.parent.items() if tf_static else []) for f in (child, parent)})
+    edges = tf_static.parent.items() if tf_static else []
+    known = sorted({f for child, (parent, _) in edges for f in (child, parent)})
     raise WarpdError(f"no transform from the goal's frame {source!r} to --frame {target!r}",
                      f"pass --goal-transform 'x y z qx qy qz qw' ({source} -> {target}), or record /tf_static; "
                      f"frames in /tf_static: {', '.join(known) or 'none (not in the bag)'}")
