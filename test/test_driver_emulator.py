@@ -186,6 +186,22 @@ def test_commanded_velocity_integrates_into_position_and_bad_commands_are_ignore
     assert "Traceback" not in out
 
 
+def test_a_position_interface_holds_its_start_and_tracks_targets(emulator, probe):
+    proc, topics = emulator("position", "-p", "command_interface:=position", "-p", "velocity_tau_s:=0.0",
+                            "-p", "initial_positions:=[0.1, 0.2, 0.3]", "-p", "velocity_limit:=1.0")
+    p = probe(topics, "emu_position")
+    p.wait_for_states()
+    p.spin(WARM_UP_S)
+    assert np.allclose(p.window(0.3)[-1][2], [0.1, 0.2, 0.3], atol=1e-9)  # no command yet: holds where it started
+    p.send([0.5, 0.2, -0.3])
+    p.spin(2.0)  # 0.6 rad at <= 1 rad/s, then the proportional loop settles
+    assert np.allclose(p.states[-1][2], [0.5, 0.2, -0.3], atol=1e-3)
+    assert np.abs(np.array([s[3] for s in p.states])).max() <= 1.0 + 1e-9
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "position commands on" in out, out
+
+
 def test_bad_parameters_are_a_clear_error(emulator):
     proc, _ = emulator("bad", "-p", "initial_positions:=[0.0]")
     out, _ = proc.communicate(timeout=30)

@@ -1,9 +1,12 @@
 """warpd_driver_emulator: stands in for a robot's ros2_control drivers in the HIL graph.
 
-It plays joint_state_broadcaster + a velocity forward_command_controller for `joint_names`:
-commands (Float64MultiArray, one velocity per joint, on JOINT_COMMANDS) drive a simple joint
-model — the velocity follows the command with a first-order lag (`velocity_tau_s`), the
-position integrates the velocity — stepped at `rate_hz` on the wall clock, and every step's state
+It plays joint_state_broadcaster + a forward_command_controller for `joint_names`, velocity or
+position (`command_interface`): commands (Float64MultiArray, one value per joint, on JOINT_COMMANDS)
+drive a simple joint model — the velocity follows the commanded velocity (position interface: the
+velocity `position_gain` * (target - q), within velocity_limit) with a first-order lag
+(`velocity_tau_s`), the position integrates the velocity; a position interface starts by holding
+`initial_positions`, as a real one holds its state at activation — stepped at `rate_hz` on the wall
+clock, and every step's state
 is published as a JointState on JOINT_STATES, stamped when it was computed. Like a real link it
 can be late (`latency_s` plus uniform `jitter_s`) and lossy (`drop_rate`); delayed states leave
 in order. Like the real controller it holds the last valid command. It also publishes constant
@@ -49,6 +52,10 @@ PARAMS = [
           min=1.0, max=5000.0, read_only=True),
     Param("velocity_tau_s", 0.02,
           "Time constant of the first-order velocity response to a command, s (0: instant).", min=0.0, max=1.0),
+    Param("command_interface", "velocity", "What commands mean: velocity (rad/s) or position (rad targets, tracked "
+          "by a proportional position loop).", choices=("velocity", "position"), read_only=True),
+    Param("position_gain", 20.0, "Position interface: commanded joint velocity per rad of target error, 1/s.",
+          min=0.1, max=1000.0),
     Param("velocity_limit", 1.5, "Commanded velocities are clipped to +-this, rad/s.", min=0.0, max=100.0),
     Param("latency_s", 0.0, "Delay between computing a joint state and publishing it, s.", min=0.0, max=1.0),
     Param("jitter_s", 0.0, "Extra delay drawn uniformly from [0, jitter_s] per message, s.", min=0.0, max=0.5),
@@ -122,7 +129,9 @@ class DriverEmulator(Node):
             raise ValueError(f"initial_positions has {len(initial)} values for {n} joints {self.joint_names}")
         self.q = np.array(initial, dtype=np.float64)
         self.qd = np.zeros(n)
-        self.command = np.zeros(n)
+        self.position_interface = values["command_interface"] == "position"
+        self.command = self.q.copy() if self.position_interface else np.zeros(n)
+        self.position_gain = values["position_gain"]
         self.tau = values["velocity_tau_s"]
         self.velocity_limit = values["velocity_limit"]
         self.latency = values["latency_s"]
@@ -142,7 +151,7 @@ class DriverEmulator(Node):
         self.timer = self.create_timer(1.0 / values["rate_hz"], self._step)
         self.get_logger().info(
             f"emulating {n} joints {self.joint_names} at {values['rate_hz']:g} Hz on {self.state_pub.topic_name}, "
-            f"commands on {self.command_sub.topic_name}; latency {self.latency * 1e3:g} ms + jitter "
+            f"{values['command_interface']} commands on {self.command_sub.topic_name}; latency {self.latency * 1e3:g} ms + jitter "
             f"{self.jitter * 1e3:g} ms, drop rate {self.drop_rate:g}")
 
     # ---------------------------------------------------------------- parameters
@@ -155,6 +164,7 @@ class DriverEmulator(Node):
 
     def _on_change(self, changes: dict) -> None:  # callbacks share one executor thread: no locking
         self.tau = changes.get("velocity_tau_s", self.tau)
+        self.position_gain = changes.get("position_gain", self.position_gain)
         self.velocity_limit = changes.get("velocity_limit", self.velocity_limit)
         self.latency = changes.get("latency_s", self.latency)
         self.jitter = changes.get("jitter_s", self.jitter)
@@ -190,7 +200,8 @@ class DriverEmulator(Node):
         now = time.monotonic()
         dt = min(max(now - self._last_step, 0.0), 0.1)  # a stalled process does not teleport the arm
         self._last_step = now
-        target = np.clip(self.command, -self.velocity_limit, self.velocity_limit)
+        wanted = (self.position_gain * (self.command - self.q)) if self.position_interface else self.command
+        target = np.clip(wanted, -self.velocity_limit, self.velocity_limit)
         alpha = 1.0 if self.tau <= 0 else 1.0 - math.exp(-dt / self.tau)  # exact first-order step
         self.qd += alpha * (target - self.qd)
         self.q += self.qd * dt
