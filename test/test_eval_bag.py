@@ -20,10 +20,11 @@ def event(kind, episode, mode="", time=0.0, task="reach_around"):
                                                   mode=mode, episode_time=time, distance=0.0, detail="")
 
 
-# Five finished episodes (3 success: left, left, right; 2 timeouts), one reset and never finished.
+# Five finished episodes (3 success: left, left, right; 2 timeouts); two unfinished: one reset before
+# it ended, one cut by the end. The sim restarted after episode 2 (its counter starts again).
 EVENTS = [event(0, 0), event(1, 0, "left", 2.0), event(0, 1), event(3, 1), event(2, 1, "", 8.0),
-          event(0, 2), event(1, 2, "right", 3.0), event(0, 3), event(1, 3, "left", 4.0),
-          event(0, 4), event(2, 4, "left", 8.0), event(0, 5)]
+          event(0, 2), event(1, 2, "right", 3.0), event(0, 0), event(1, 0, "left", 4.0),
+          event(0, 1), event(0, 2), event(2, 2, "left", 8.0), event(0, 3)]
 
 
 def write_bag(path, messages, topic=TOPIC, storage=StoragePlugin.MCAP):
@@ -46,14 +47,14 @@ def test_numbers_and_json(tmp_path, capsys, storage):
     bag = write_bag(tmp_path / "bag", EVENTS, storage=storage)
     status, out, err = warpd(capsys, bag, "--json", tmp_path / "out" / "eval.json")
     assert status == 0, err
-    assert "episodes: 5 finished (3 success, 2 timeout), 1 unfinished; tasks: reach_around" in out
+    assert "episodes: 5 finished (3 success, 2 timeout), 2 unfinished; tasks: reach_around" in out
     assert "success rate: 60.0% (3/5)" in out
     assert "modes of successes: left 66.7% (2), right 33.3% (1)" in out
     assert "episode time, successes: mean 3.00 s, median 3.00 s, min 2.00 s, max 4.00 s" in out
     assert "episode time, all finished: mean 5.00 s, median 4.00 s, min 2.00 s, max 8.00 s" in out
     assert "perturbations: 1" in out
     data = json.loads((tmp_path / "out" / "eval.json").read_text())
-    assert data["success_rate"] == 0.6 and data["episodes"] == 5 and data["unfinished"] == 1
+    assert data["success_rate"] == 0.6 and data["episodes"] == 5 and data["unfinished"] == 2
     assert data["modes"] == {"left": {"count": 2, "share": 2 / 3}, "right": {"count": 1, "share": 1 / 3}}
     assert data["episode_time_all"] == {"mean": 5.0, "median": 4.0, "min": 2.0, "max": 8.0}
     assert data["topic"] == TOPIC

@@ -25,27 +25,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def summarize(events) -> dict:
-    """The numbers from (event, episode, task, mode, episode_time) tuples in recording order."""
-    finished: dict[int, tuple] = {}
-    started, perturbations, tasks = set(), 0, set()
-    for kind, episode, task, mode, episode_time in events:
+    """The numbers from (event, task, mode, episode_time) tuples in recording order. Episodes are paired
+    by order, not by the `episode` counter, which starts again when the sim node restarts."""
+    finished: list[tuple[bool, str, float]] = []
+    running, unfinished, perturbations, tasks = False, 0, 0, set()
+    for kind, task, mode, episode_time in events:
         tasks.add(task)
         if kind == RESET:
-            started.add(episode)
-        elif kind in (SUCCESS, TIMEOUT) and episode not in finished:
-            finished[episode] = (kind == SUCCESS, mode or "(none)", float(episode_time))
+            unfinished += running  # reset before it ended
+            running = True
+        elif kind in (SUCCESS, TIMEOUT):
+            finished.append((kind == SUCCESS, mode or "(none)", float(episode_time)))
+            running = False
         elif kind == PERTURBATION:
             perturbations += 1
-    wins = [f for f in finished.values() if f[0]]
+    unfinished += running  # cut by the end of the recording
+    wins = [f for f in finished if f[0]]
     modes: dict[str, int] = {}
     for _, mode, _ in wins:
         modes[mode] = modes.get(mode, 0) + 1
     return {"episodes": len(finished), "successes": len(wins), "timeouts": len(finished) - len(wins),
-            "unfinished": len(started - set(finished)),
+            "unfinished": unfinished,
             "success_rate": len(wins) / len(finished) if finished else None,
             "modes": {m: {"count": n, "share": n / len(wins)} for m, n in sorted(modes.items(), key=lambda i: -i[1])},
             "episode_time_success": _times([f[2] for f in wins]),
-            "episode_time_all": _times([f[2] for f in finished.values()]),
+            "episode_time_all": _times([f[2] for f in finished]),
             "perturbations": perturbations, "tasks": sorted(t for t in tasks if t)}
 
 
@@ -67,7 +71,7 @@ def read_events(bag, topic: str) -> list[tuple]:
         for connection, _t, raw in tqdm(reader.messages(found), total=reader.topics[topic].msgcount,
                                         desc="read bag", unit="msg", disable=reader.topics[topic].msgcount < 10000):
             msg = reader.deserialize(raw, connection.msgtype)
-            out.append((int(msg.event), int(msg.episode), msg.task, msg.mode, msg.episode_time))
+            out.append((int(msg.event), msg.task, msg.mode, msg.episode_time))
     return out
 
 
