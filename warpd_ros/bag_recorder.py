@@ -159,11 +159,14 @@ class BagRecorder:
 
     # ---- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
+        from warpd_core.errors import WarpdError
 
+        try:
+            from rosbags.rosbag2 import StoragePlugin, Writer
+        except ImportError as exc:
+            raise WarpdError(f"the rosbags library is missing ({exc})", "pip install rosbags==0.11.9 "
+                             "(requirements/ml.txt has it)") from None
         if self.out_dir.exists():
-            from warpd_core.errors import WarpdError
-
             raise WarpdError(f"{self.out_dir} exists already", "a bag is written into a new directory: choose "
                                                                "another --out or remove it")
         self._store = build_typestore()
