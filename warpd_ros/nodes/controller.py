@@ -76,7 +76,7 @@ from warpd_core.runtime.signing import PolicyVerifier, load_key
 from warpd_core.runtime.swap import ActivePolicy, ControllerSpec, LoopTimer, PolicySlot, decide_mode, state_time_ns
 from warpd_ros.params import Param, declare_parameters
 from warpd_ros.realtime import apply_realtime
-from warpd_ros.ros_env import require_ros, run_node
+from warpd_ros.ros_env import require_ros, resolve_package_file, run_node
 
 rclpy = require_ros()
 
@@ -292,7 +292,7 @@ class ControllerNode(LifecycleNode):
                                   float(p["max_policy_age_s"]), p["command_interface"])
             goal = (default_goal_features(spec.n_task_features), "world")
             if p["checkpoint"]:
-                contract = read_checkpoint_contract(p["checkpoint"])
+                contract = read_checkpoint_contract(resolve_package_file(p["checkpoint"]))
                 goal = (contract.task_feature_names, contract.task_frame)
                 contract.require(
                     f"checkpoint {p['checkpoint']}", "configure joint_names, command_interface and n_task_features "
