@@ -411,3 +411,12 @@ def test_train_from_bag_config_trains_on_an_import_and_carries_the_contract(tmp_
     assert contract.joint_names == JOINTS and contract.command_interface == "velocity"
     assert contract.control_rate_hz == 50.0 and contract.task_feature_names == ("goal_x", "goal_y")
     assert contract.task_frame == "world"
+
+
+def test_training_before_importing_says_to_import_first(tmp_path, capsys):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "config" / "train_from_bag.yaml"
+    status, out, err = warpd(capsys, "train", "--config", config, "--quiet", "--set", f"data.path={tmp_path / 'none'}",
+                             "--set", f"output={tmp_path / 'run'}")
+    assert status != 0 and "no dataset at" in err and "warpd import-bag" in err, (out, err)

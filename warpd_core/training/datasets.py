@@ -15,10 +15,15 @@ def ensure_datasets(config, ctx: DistContext) -> list:
     with the scripted expert first. One task: [the dataset at data.path]."""
     from warpd_core.data.collect import collect_dataset
     from warpd_core.data.reader import Dataset
+    from warpd_core.tasks.registry import task_names
 
     data = config.data
     for task in data.task_list:
         path = data.dataset_path(task)
+        if not (path / "dataset.json").exists() and task not in task_names():
+            raise WarpdError(f"no dataset at {path} (data.path), and {task!r} is not a task warpd can collect "
+                             "demonstrations for", "import your recording first: `warpd import-bag BAG --out "
+                             f"{path} --task-name {task} ...` (README, \"Your own robot\"), or fix data.path")
         if not (path / "dataset.json").exists() and ctx.is_main:
             print(f"[train] no dataset at {path}: collecting {data.episodes} expert episodes of {task} first")
             result = collect_dataset(task, path, data.episodes, seed=data.seed, hold_steps=data.hold_steps)
