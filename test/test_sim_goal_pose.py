@@ -57,13 +57,15 @@ class GoalProbe(TestNode):
 
 @pytest.mark.ros
 @pytest.mark.slow
-def test_sim_publishes_each_episodes_goal_as_a_pose_in_its_world_frame(tmp_path):
+@pytest.mark.parametrize("level", [0.0, 1.0])
+def test_sim_publishes_each_episodes_goal_as_a_pose_in_its_world_frame(tmp_path, level):
     from warpd_ros.msg import EpisodeEvent
 
     log = tmp_path / "sim.log"
     # no commands: every episode times out after 5 sim s; at 20x that is a new goal every ~0.3 s
     proc = start_module("warpd_ros.nodes.sim", {"seed": 100, "real_time_factor": 20.0, "reset_delay_s": 0.0,
-                                                "frame_prefix": "r1/", "tf_rate_hz": 0.0, "markers_rate_hz": 0.0},
+                                                "frame_prefix": "r1/", "tf_rate_hz": 0.0, "markers_rate_hz": 0.0,
+                                                "perturbation_level": level},
                         log_path=log, unbuffered=True)
     try:
         with running(GoalProbe) as probe:
@@ -80,23 +82,31 @@ def test_sim_publishes_each_episodes_goal_as_a_pose_in_its_world_frame(tmp_path)
     def ns(msg):
         return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
-    checked = 0
+    checked, noisy = 0, []
     for goal in probe.goals:
         # published right after its episode's RESET, in the same step: the latest reset at or before it
         reset = max((e for e in resets() if ns(e) <= ns(goal)), key=ns, default=None)
         if reset is None:
             continue
-        assert ns(goal) - ns(reset) < 0.05e9  # within the step (one step is 1 ms of wall time at 20x)
+        if ns(goal) - ns(reset) > 0.05e9:  # not the reset's (one step is 1 ms of wall time at 20x): a target shift
+            assert level > 0
+            continue
         task.reset(int(reset.seed))
         position = goal.pose.position
         assert goal.header.frame_id == "r1/world"
-        assert np.allclose([position.x, position.y, position.z], task.goal_position(), atol=1e-9)
+        xyz, true = np.array([position.x, position.y, position.z]), task.goal_position()
+        if level == 0:
+            assert np.allclose(xyz, true, atol=1e-6)
+        else:  # x, y are task features: observed, with the noise; z is none: exact
+            assert xyz[2] == pytest.approx(true[2], abs=1e-9) and np.allclose(xyz[:2], true[:2], atol=0.05)
+            noisy.append(np.abs(xyz[:2] - true[:2]).max())
         q = goal.pose.orientation
         assert (q.x, q.y, q.z, q.w) == (0.0, 0.0, 0.0, 1.0)
         checked += 1
     assert checked >= 2, ([(e.seed, ns(e)) for e in resets()], [ns(g) for g in probe.goals])
-    # level 0: the task features are the true goal (as float32 observations), so pose and features agree
+    assert level == 0 or max(noisy) > 1e-5  # the noise is there
+    # the pose's x, y are the features published just before it (noisy alike at level 1)
     features = np.array(probe.features)
     for g in probe.goals:
-        assert np.abs(features - [g.pose.position.x, g.pose.position.y]).max(axis=1).min() < 1e-6
+        assert np.abs(features - [g.pose.position.x, g.pose.position.y]).max(axis=1).min() < 1e-12
     assert "Traceback" not in log.read_text()

@@ -9,9 +9,11 @@ rosgraph_msgs/Clock on /clock. Subscribes joint velocity commands (Float64MultiA
 JOINT_COMMANDS. Services: `~/reset` and `~/perturb` (std_srvs/Trigger).
 
 The goal as a geometry_msgs/PoseStamped on GOAL_POSE (frame `world`, with frame_prefix; identity
-orientation), published with the task features (episode start, and whenever the goal moves): the
-*true* goal position from the task's goal_position() (as /tf shows the true state), while the task
-features carry the observation noise. Tasks that name no goal point publish no goal pose.
+orientation), published right after the task features (episode start, and whenever the goal moves):
+the task's goal_position() with the coordinates that are task features (goal_x/goal_y/goal_z) as
+observed, i.e. with the same observation noise, since warpd_planner also takes goals from GOAL_POSE
+and must not see a truer goal there than in the features; the others (reach_around's z) are exact.
+Tasks that name no goal point publish no goal pose.
 
 For RViz / Foxglove (README "RViz / Foxglove"): the URDF generated from the task's MuJoCo model on
 ROBOT_DESCRIPTION (latched, once at start); /tf with every link of the robot, parent link -> child
@@ -429,18 +431,23 @@ class SimNode(Node):
                                                                                     self._last_true_features):
             self._last_true_features = features.copy()
             self._features_pub.publish(float64_array_msg(self._last_seen[2 * self._n:]))
-            self._publish_goal_pose()
+            self._publish_goal_pose(self._last_seen[2 * self._n:])
 
-    def _publish_goal_pose(self) -> None:
-        """The task's true goal, in the world frame, stamped like the joint state published with it."""
+    def _publish_goal_pose(self, seen_features: np.ndarray) -> None:
+        """The task's goal in the world frame, its coordinates that are task features as observed (`seen_features`,
+        with the observation noise); stamped like the joint state published with it."""
         if not self._has_goal:
             return
         try:
-            goal = self.task.goal_position()
+            goal = np.array(self.task.goal_position(), dtype=np.float64)
         except NotImplementedError:
             self._has_goal = False
             self.get_logger().info(f"{self.task.spec.name} names no goal point: no goal pose on {topics.GOAL_POSE}")
             return
+        names = self.task.spec.obs_names[2 * self._n:]
+        for axis, name in enumerate(("goal_x", "goal_y", "goal_z")):
+            if name in names:
+                goal[axis] = seen_features[names.index(name)]
         msg = PoseStamped()
         msg.header.stamp = ns_to_stamp(self._stamp_ns())
         msg.header.frame_id = self._frame_prefix + "world"
