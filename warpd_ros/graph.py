@@ -61,15 +61,17 @@ NODES = {
     "warpd_controller": NodeInfo("warpd_ros.nodes.controller", "warpd_controller"),
     "warpd_planner": NodeInfo("warpd_ros.nodes.planner", "warpd_planner"),
     "warpd_episodes": NodeInfo("warpd_ros.nodes.episodes", "warpd_episodes"),
+    "warpd_expert": NodeInfo("warpd_ros.nodes.expert", "warpd_expert"),
 }
 DEFAULT_NODES = {
     "sim": ("warpd_sim", "warpd_controller", "warpd_planner"),
     "hil": ("warpd_driver_emulator", "warpd_controller", "warpd_planner"),
 }
 ALLOWED_NODES = {
-    "sim": ("warpd_sim", "warpd_controller", "warpd_planner"),
+    # warpd_expert instead of controller + planner: demonstrations to record (README, "Your own robot")
+    "sim": ("warpd_sim", "warpd_controller", "warpd_planner", "warpd_expert"),
     # a real robot: drop warpd_driver_emulator from `nodes` and remap to the robot's topics
-    "hil": ("warpd_driver_emulator", "warpd_controller", "warpd_planner", "warpd_episodes"),
+    "hil": ("warpd_driver_emulator", "warpd_controller", "warpd_planner", "warpd_episodes", "warpd_expert"),
 }
 # remapping keys in the YAML -> the default topic name they remap
 TOPICS = {name.lower(): value for name, value in vars(topics).items()

@@ -1,0 +1,236 @@
+"""Record -> import -> train -> deploy, the "your own robot" path of the README, run as a user would run it:
+every step is the `warpd` command line (bringup, record-bag, import-bag, train, bringup hil) in its own
+process, over loopback DDS. The end-to-end test runs it CI-sized; bench/from_bag.py at full size.
+
+The robot is warpd_sim driven by the task's scripted expert (as an operator's program would drive a real
+arm); the deployment target is warpd_driver_emulator, as `warpd bringup hil` starts it by default.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from warpd_ros.testing.processes import REPO, start_node, stop_process
+
+RECORDED_TOPICS = ("/joint_states", "/forward_velocity_controller/commands", "/warpd/goal_pose",
+                   "/warpd/episode_events")
+# A training run of seconds, for CI: the pipeline is what is tested, not the policy's skill.
+TINY_TRAINING = {"data.horizon": 4, "encoder.latent_dim": 6, "encoder.hidden": "[32]", "policy.hidden": "[16, 16]",
+                 "hypernet.chunk_size": 64, "hypernet.chunk_embedding_dim": 8, "hypernet.hidden": "[32]",
+                 "world_model.hidden": "[32]", "stage1.steps": 30, "stage1.batch_size": 32, "stage1.log_every": 10,
+                 "stage1.checkpoint_every": 30, "diffusion.hidden": 32, "diffusion.layers": 1,
+                 "diffusion.train_timesteps": 20, "diffusion.sample_steps": 4, "stage2.steps": 30,
+                 "stage2.batch_size": 64, "stage2.log_every": 10, "stage2.checkpoint_every": 30}
+
+
+@dataclass(frozen=True)
+class Robot:
+    """What the user's robot is, as the pipeline's commands need it."""
+
+    task: str  # the sim task standing in for the robot (and its expert for the operator)
+    interface: str  # velocity | position
+    joints: tuple[str, ...]
+    start: tuple[float, ...]  # the emulator's initial joint positions at deployment
+    goal: tuple[float, ...]  # goal x, y[, z]: task features at deployment
+    limits: dict = field(default_factory=dict)  # warpd_controller limit parameters for this robot
+
+    @property
+    def goal_features(self) -> str:
+        return ",".join(("goal_x", "goal_y", "goal_z")[:len(self.goal)])
+
+
+def robot_for(task: str) -> Robot:
+    """reach_around (velocity) or the Panda's velocity/position tasks, with their start posture and goal."""
+    from warpd_core.tasks import make_task
+
+    env = make_task(task)
+    obs = env.reset(0)
+    n = len(env.spec.joint_names)
+    goal = tuple(float(v) for v in obs[2 * n:])
+    interface = "position" if env.spec.action_names[0].endswith("_pos") else "velocity"
+    limits = {}
+    if task.startswith("panda"):
+        from warpd_core.runtime.command_limits import limits_from_model
+
+        lim = limits_from_model(env.model, env.spec.joint_names)
+        limits = {"position_lower": list(lim.position_lower), "position_upper": list(lim.position_upper),
+                  "velocity_limit": [2.0], "acceleration_limit": [15.0], "effort_limit": [87.0]}
+    return Robot(task, interface, tuple(env.spec.joint_names), tuple(float(v) for v in obs[:n]), goal, limits)
+
+
+def warpd(*args, timeout: float = 600, env=None) -> subprocess.CompletedProcess:
+    """`warpd ARGS` in its own process; CompletedProcess with text output."""
+    from warpd_ros.ros_env import loopback_environment
+
+    return subprocess.run([sys.executable, "-m", "warpd_ros.cli", *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=loopback_environment(base=env))
+
+
+def _started(args, log: Path) -> subprocess.Popen:
+    return start_node([sys.executable, "-m", "warpd_ros.cli", *map(str, args)], log, unbuffered=True)
+
+
+def record(robot: Robot, bag: Path, episodes: int, seed: int = 0, timeout: float = 300.0) -> dict:
+    """The expert drives the sim through ROS for `episodes` finished episodes while `warpd record-bag`
+    records the four topics into an MCAP bag at `bag`; the recorder's per-topic counts."""
+    from warpd_ros.testing.standin import TestNode, running
+
+    logs = bag.parent
+    recorder = _started(["record-bag", "--out", bag, "--wait", "60", *RECORDED_TOPICS], logs / "record-bag.log")
+    graph = _started(["bringup", "sim", "--config", REPO / "config" / "record_sim.yaml",
+                      "--set", f"warpd_sim.task={robot.task}", "--set", f"warpd_expert.task={robot.task}",
+                      "--set", f"warpd_sim.seed={seed}", "--set", f"warpd_expert.seed={seed}"],
+                     logs / "record-graph.log")
+    try:
+        with running(_EventCounter) as counter:
+            done = counter.spin_until(lambda: counter.finished > episodes, timeout)  # the first may be cut short
+        if not done:
+            raise AssertionError(f"{counter.finished} episodes finished in {timeout:g} s:\n"
+                                 + (logs / "record-graph.log").read_text()[-3000:])
+    finally:
+        code = stop_process(recorder, signal.SIGINT, timeout=30)
+        stop_process(graph, signal.SIGINT, timeout=30, group=True)
+    text = (logs / "record-bag.log").read_text()
+    if code != 0:
+        raise AssertionError(f"warpd record-bag exited {code}:\n{text[-3000:]}")
+    return _recorded_counts(bag)
+
+
+def _recorded_counts(bag: Path) -> dict:
+    import yaml
+
+    info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    return {t["topic_metadata"]["name"]: t["message_count"] for t in info["topics_with_message_count"]}
+
+
+class _EventCounter:
+    """Counts SUCCESS/TIMEOUT EpisodeEvents (a TestNode built lazily, so this module imports without ROS)."""
+
+    def __new__(cls, context):
+        from warpd_ros import topics
+        from warpd_ros.msg import EpisodeEvent
+        from warpd_ros.qos import EVENTS_QOS
+        from warpd_ros.testing.standin import TestNode
+
+        node = TestNode(context, "from_bag_event_counter")
+        node.finished = 0
+
+        def on_event(msg):
+            if msg.event in (EpisodeEvent.SUCCESS, EpisodeEvent.TIMEOUT):
+                node.finished += 1
+        node.node.create_subscription(EpisodeEvent, topics.EPISODE_EVENTS, on_event, EVENTS_QOS)
+        return node
+
+
+def import_recording(robot: Robot, bag: Path, dataset: Path, rate_hz: float = 50.0) -> str:
+    """`warpd import-bag` with the goal, episode events and interface of the recording; its output."""
+    proc = warpd("import-bag", bag, "--out", dataset, "--command-interface", robot.interface,
+                 "--joints", ",".join(robot.joints), "--goal", "/warpd/goal_pose", "--goal-features",
+                 robot.goal_features, "--episode-events", "/warpd/episode_events", "--rate", rate_hz)
+    if proc.returncode != 0:
+        raise AssertionError(f"import-bag failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+def train(dataset: Path, run: Path, overrides: dict | None = None, timeout: float = 7200) -> Path:
+    """`warpd train --config config/train_from_bag.yaml` on `dataset`; the checkpoint path."""
+    sets = {"data.path": dataset, "output": run, **(overrides or {})}
+    proc = warpd("train", "--config", REPO / "config" / "train_from_bag.yaml", "--quiet",
+                 *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")], timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"train failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return Path(proc.stdout.split("checkpoint: ")[1].split("\n")[0])
+
+
+def hil_overrides(robot: Robot, checkpoint: Path) -> list[str]:
+    """`--set` arguments that point `warpd bringup hil` (config/hil.yaml) at this robot and checkpoint."""
+    joints = "[" + ", ".join(robot.joints) + "]"
+    sets = {
+        "warpd_driver_emulator.joint_names": joints, "warpd_controller.joint_names": joints,
+        "warpd_planner.joint_names": joints,
+        "warpd_driver_emulator.initial_positions": json.dumps(list(robot.start)),
+        "warpd_driver_emulator.task_features": json.dumps(list(robot.goal)),
+        "warpd_driver_emulator.command_interface": robot.interface,
+        "warpd_driver_emulator.velocity_limit": 2.0,
+        "warpd_controller.command_interface": robot.interface, "warpd_planner.command_interface": robot.interface,
+        "warpd_controller.n_task_features": len(robot.goal), "warpd_planner.n_task_features": len(robot.goal),
+        "warpd_controller.checkpoint": checkpoint, "warpd_planner.checkpoint": checkpoint,
+        **{f"warpd_controller.{k}": json.dumps(v) for k, v in robot.limits.items()},
+    }
+    return [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+
+
+@dataclass
+class Deployment:
+    statuses: list  # ControllerStatus messages
+    commands: np.ndarray  # (n, joints) every command received
+    joint_states: np.ndarray  # (n, joints) positions the emulator published
+    log: str
+
+
+def deploy(robot: Robot, checkpoint: Path, workdir: Path, seconds: float = 12.0, extra: list | None = None) -> Deployment:
+    """`warpd bringup hil` (driver emulator + controller + planner) with this robot's overrides, watched
+    for `seconds` from a node of this process."""
+    from warpd_ros.testing.standin import running
+
+    log = workdir / f"hil-{robot.interface}.log"
+    graph = _started(["bringup", "hil", "--duration", seconds + 20, *hil_overrides(robot, checkpoint), *(extra or [])],
+                     log)
+    try:
+        with running(_Watcher, robot.joints) as watcher:
+            watcher.spin_until(lambda: graph.poll() is not None or any(s.mode == 1 for s in watcher.statuses), 60)
+            watcher.spin_for(seconds)
+            out = Deployment(list(watcher.statuses), np.array(watcher.commands), np.array(watcher.positions), "")
+    finally:
+        stop_process(graph, signal.SIGINT, timeout=30, group=True)
+    out.log = log.read_text()
+    return out
+
+
+class _Watcher:
+    """ControllerStatus, commands and joint positions of a running graph (a TestNode built lazily)."""
+
+    def __new__(cls, context, joints):
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Float64MultiArray
+
+        from warpd_ros import topics
+        from warpd_ros.msg import ControllerStatus
+        from warpd_ros.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS
+        from warpd_ros.testing.standin import TestNode
+
+        node = TestNode(context, "from_bag_watcher", events_executor=True)
+        node.statuses, node.commands, node.positions = [], [], []
+        index = {}
+
+        def on_state(msg):
+            if not index:
+                index.update({j: list(msg.name).index(j) for j in joints})
+            node.positions.append([msg.position[index[j]] for j in joints])
+        node.node.create_subscription(ControllerStatus, topics.CONTROLLER_STATUS, node.statuses.append, STATUS_QOS)
+        node.node.create_subscription(Float64MultiArray, topics.JOINT_COMMANDS,
+                                      lambda m: node.commands.append(list(m.data)), COMMAND_QOS)
+        node.node.create_subscription(JointState, topics.JOINT_STATES, on_state, SENSOR_QOS)
+        return node
+
+
+def run_pipeline(robot: Robot, workdir: Path, episodes: int, training: dict | None, deploy_s: float,
+                 seed: int = 0) -> dict:
+    """The whole path, one robot: what each step produced, for the test's and the benchmark's checks."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    counts = record(robot, workdir / "bag", episodes, seed)
+    imported = import_recording(robot, workdir / "bag", workdir / "dataset")
+    trained_at = time.monotonic()
+    checkpoint = train(workdir / "dataset", workdir / "run", training)
+    train_s = time.monotonic() - trained_at
+    deployment = deploy(robot, checkpoint, workdir, deploy_s)
+    return {"counts": counts, "import": imported, "checkpoint": checkpoint, "train_s": train_s,
+            "deployment": deployment, "total_s": time.monotonic() - began}
