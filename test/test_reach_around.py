@@ -85,3 +85,24 @@ def test_expert_over_many_seeds(task):
     assert summary["success_rate"] >= 0.95
     assert set(summary["mode_counts"]) == {"near", "far"}
     assert SPEC.name == "reach_around"
+
+
+@pytest.mark.parametrize("task", ["reach_around", "panda_reach_around"])
+def test_the_mode_of_an_effector_path_is_the_mode_the_episode_reached(task):
+    """What warpd_episodes computes on a robot (the path by forward kinematics) agrees with the sim's own rule."""
+    from warpd_core.tasks import make_task
+
+    env = make_task(task)
+    for seed, mode in ((3, "near"), (4, "far")):
+        obs = env.reset(seed)
+        expert = env.expert(mode)
+        path = [env.effector_position()]
+        for _ in range(env.spec.max_steps):
+            result = env.step(expert(obs))
+            obs = result.obs
+            path.append(env.effector_position())
+            if result.done:
+                break
+        assert env.mode_reached() == mode
+        assert env.mode_of_path(np.array(path)) == mode
+        assert env.mode_of_path(np.array(path[:2])) is None  # not past the pillar yet

@@ -49,6 +49,38 @@ class TaskSpec(ObsActionLayout):
     description: str = ""
 
 
+class PillarCrossing:
+    """Which side of a pillar a point went past (the reach-around tasks' modes): where its path first
+    crosses the pillar's y going up, near (x below the pillar's) or far. One home for the rule, used
+    step by step by the tasks and on a whole path by :meth:`Task.mode_of_path`."""
+
+    def __init__(self, pillar_xy, start_xy=None):
+        self.pillar_x, self.pillar_y = float(pillar_xy[0]), float(pillar_xy[1])
+        self._prev = None if start_xy is None else np.asarray(start_xy, dtype=np.float64)[:2]
+        self.crossing_x: float | None = None
+
+    def add(self, xy) -> None:
+        xy = np.asarray(xy, dtype=np.float64)[:2]
+        prev = self._prev
+        if self.crossing_x is None and prev is not None and prev[1] < self.pillar_y <= xy[1]:
+            frac = (self.pillar_y - prev[1]) / max(xy[1] - prev[1], 1e-9)
+            self.crossing_x = float(prev[0] + frac * (xy[0] - prev[0]))
+        self._prev = xy
+
+    @property
+    def mode(self) -> str | None:
+        if self.crossing_x is None:
+            return None
+        return "near" if self.crossing_x < self.pillar_x else "far"
+
+    @classmethod
+    def mode_of(cls, path, pillar_xy) -> str | None:
+        crossing = cls(pillar_xy)
+        for xy in np.asarray(path, dtype=np.float64):
+            crossing.add(xy)
+        return crossing.mode
+
+
 @dataclass(frozen=True)
 class SceneMarker:
     """A thing in the scene worth drawing (goal, obstacle) in RViz/Foxglove markers and videos.
@@ -110,6 +142,12 @@ class Task(ABC):
     @abstractmethod
     def mode_reached(self) -> str | None:
         """Which way the episode so far has gone (one of spec.modes), None if not decided yet."""
+
+    def mode_of_path(self, positions) -> str | None:
+        """The mode of an episode from the world positions (T, 3) its effector point went through, for
+        episodes run elsewhere (a robot, with warpd_episodes computing the positions by forward
+        kinematics); None where the task cannot tell one from a path."""
+        return None
 
     # ---- perturbation hooks -------------------------------------------------------------------
     @abstractmethod

@@ -28,7 +28,7 @@ import mujoco
 import numpy as np
 
 from warpd_core.errors import WarpdError
-from warpd_core.tasks.base import Expert, SceneMarker, StepResult, Task, TaskSpec
+from warpd_core.tasks.base import Expert, PillarCrossing, SceneMarker, StepResult, Task, TaskSpec
 
 JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 CONTROL_DT = 0.02
@@ -314,8 +314,7 @@ class PandaReachAroundTask(Task):
         self.data.mocap_pos[self._goal_mocap] = goal
         mujoco.mj_forward(self.model, self.data)
         self.steps = 0
-        self._prev_ee = self.effector_position()
-        self._crossing_x = None
+        self._crossing = PillarCrossing(PILLAR_XY, self.effector_position())
         self.contacts_with_pillar = 0
         return self.observe()
 
@@ -324,10 +323,7 @@ class PandaReachAroundTask(Task):
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         self.steps += 1
         ee = self.effector_position()
-        if self._crossing_x is None and self._prev_ee[1] < PILLAR_XY[1] <= ee[1]:
-            frac = (PILLAR_XY[1] - self._prev_ee[1]) / max(ee[1] - self._prev_ee[1], 1e-9)
-            self._crossing_x = float(self._prev_ee[0] + frac * (ee[0] - self._prev_ee[0]))
-        self._prev_ee = ee
+        self._crossing.add(ee)
         self.contacts_with_pillar += self._touching_pillar()
         dist = self.distance()
         success = dist < SUCCESS_RADIUS
@@ -357,9 +353,10 @@ class PandaReachAroundTask(Task):
         return float(np.linalg.norm(self.effector_position() - self.goal_position()))
 
     def mode_reached(self) -> str | None:
-        if self._crossing_x is None:
-            return None
-        return "near" if self._crossing_x < PILLAR_XY[0] else "far"
+        return self._crossing.mode
+
+    def mode_of_path(self, positions) -> str | None:
+        return PillarCrossing.mode_of(np.asarray(positions)[:, :2], PILLAR_XY)
 
     def expert(self, mode: str | None = None, rng: np.random.Generator | None = None) -> PandaReachAroundExpert:
         if mode is None:

@@ -16,7 +16,7 @@ from importlib import resources
 import mujoco
 import numpy as np
 
-from warpd_core.tasks.base import Expert, SceneMarker, StepResult, Task, TaskSpec
+from warpd_core.tasks.base import Expert, PillarCrossing, SceneMarker, StepResult, Task, TaskSpec
 
 LINKS = np.array([0.25, 0.25, 0.15])  # link lengths in the MJCF (shoulder->elbow->wrist->finger)
 PILLAR_XY = np.array([0.40, 0.0])
@@ -131,8 +131,7 @@ class ReachAroundTask(Task):
         self.data.mocap_pos[self._goal_mocap, :2] = goal
         mujoco.mj_forward(self.model, self.data)
         self.steps = 0
-        self._prev_tip = self.tip_xy()
-        self._crossing_x = None
+        self._crossing = PillarCrossing(PILLAR_XY, self.tip_xy())
         return self.observe()
 
     def step(self, action) -> StepResult:
@@ -140,10 +139,7 @@ class ReachAroundTask(Task):
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         self.steps += 1
         tip = self.tip_xy()
-        if self._crossing_x is None and self._prev_tip[1] < PILLAR_XY[1] <= tip[1]:
-            frac = (PILLAR_XY[1] - self._prev_tip[1]) / max(tip[1] - self._prev_tip[1], 1e-9)
-            self._crossing_x = float(self._prev_tip[0] + frac * (tip[0] - self._prev_tip[0]))
-        self._prev_tip = tip
+        self._crossing.add(tip)
         dist = self.distance()
         success = dist < SUCCESS_RADIUS
         return StepResult(self.observe(), success, success or self.steps >= SPEC.max_steps,
@@ -167,9 +163,10 @@ class ReachAroundTask(Task):
         return float(np.linalg.norm(self.tip_xy() - self.goal_xy()))
 
     def mode_reached(self) -> str | None:
-        if self._crossing_x is None:
-            return None
-        return "near" if self._crossing_x < PILLAR_XY[0] else "far"
+        return self._crossing.mode
+
+    def mode_of_path(self, positions) -> str | None:
+        return PillarCrossing.mode_of(np.asarray(positions)[:, :2], PILLAR_XY)
 
     def expert(self, mode: str | None = None, rng: np.random.Generator | None = None) -> ReachAroundExpert:
         if mode is None:

@@ -18,7 +18,9 @@ hardware runs the way they read simulated ones:
 
 Distances are 3-D, or in the x-y plane when `planar` is true or the goal has only x and y (reach_around's
 two task features). `link` may name a body or a site (reach_around's `fingertip` site hangs 0.22 m below
-its `finger` body, at the goal's height). `mode` is left "" (no classifier here).
+its `finger` body, at the goal's height). `mode`: when `task` is a registered warpd task that can tell its
+modes from the path of its effector point (Task.mode_of_path: reach_around's and the Panda's near/far side
+of the pillar), the mode of the link's path over the episode, checked at `check_rate_hz`; else "".
 Stamps and episode times are the node clock (use_sim_time works).
 
     python -m warpd_ros.nodes.episodes --ros-args -p max_episode_s:=20.0 -p autostart_episode:=true
@@ -77,6 +79,17 @@ PARAMS = [
 ]
 
 
+def _mode_classifier(task: str):
+    """The registered task named `task` when it can tell modes from an effector path, else None."""
+    from warpd_core.tasks.base import Task
+    from warpd_core.tasks.registry import make_task, task_names
+
+    if task not in task_names():
+        return None
+    env = make_task(task)
+    return None if type(env).mode_of_path is Task.mode_of_path else env
+
+
 def load_kinematics(robot_model: str, link: str):
     """`LinkKinematics` of `link` in `robot_model` (warpd_core.kinematics, imported late: MuJoCo)."""
     from warpd_core.kinematics import LinkKinematics
@@ -102,6 +115,9 @@ class EpisodesNode(Node):
         self.goal_features = values["goal_features"]
         self.stale_after_s = values["stale_after_s"]
         self._warned: dict[str, float] = {}
+        self.mode_task = _mode_classifier(self.task)
+        self.path: list[np.ndarray] = []  # the link's positions over the running episode (for its mode)
+        self.position: np.ndarray | None = None  # the link's latest position, from _measure
 
         # the episode: number (0 before the first), whether it runs, when it started, and since when the link is in
         self.episode = 0
@@ -206,6 +222,7 @@ class EpisodesNode(Node):
         if goal is None or self.q is None or (now_ns - self.q_ns) > self.stale_after_s * 1e9:
             return math.nan
         position = np.asarray(self.kinematics.position(self.joint_names, self.q), dtype=np.float64)
+        self.position = position
         dims = 2 if self.planar or goal.size == 2 else 3
         return float(np.linalg.norm(position[:dims] - goal[:dims]))
 
@@ -213,7 +230,10 @@ class EpisodesNode(Node):
         if not self.running:
             return
         now = self._now_ns()
+        self.position = None
         self.distance = self._measure(now)
+        if self.position is not None:
+            self.path.append(self.position)
         if self.distance <= self.radius:  # False for NaN
             if self.inside_since_ns is None:
                 self.inside_since_ns = now
@@ -227,7 +247,10 @@ class EpisodesNode(Node):
 
     # ---------------------------------------------------------------- episodes
     def _publish(self, event: int, detail: str, now_ns: int) -> None:
-        msg = EpisodeEvent(event=event, episode=self.episode, seed=0, task=self.task, mode="",
+        mode = ""
+        if event != EpisodeEvent.RESET and self.mode_task is not None and len(self.path) > 1:
+            mode = self.mode_task.mode_of_path(np.array(self.path)) or ""
+        msg = EpisodeEvent(event=event, episode=self.episode, seed=0, task=self.task, mode=mode,
                            episode_time=max(now_ns - self.started_ns, 0) / 1e9 if self.episode else 0.0,
                            distance=float(self.distance), detail=detail)
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -238,6 +261,7 @@ class EpisodesNode(Node):
         self.running, self.ended_as = True, None
         self.started_ns = self._now_ns()
         self.inside_since_ns = None
+        self.path = []
         self.distance = self._measure(self.started_ns)
         self._publish(EpisodeEvent.RESET, "started", self.started_ns)
         return f"episode {self.episode} started"
