@@ -197,6 +197,16 @@ def test_a_position_interface_holds_its_start_and_tracks_targets(emulator, probe
     p.spin(2.0)  # 0.6 rad at <= 1 rad/s, then the proportional loop settles
     assert np.allclose(p.states[-1][2], [0.5, 0.2, -0.3], atol=1e-3)
     assert np.abs(np.array([s[3] for s in p.states])).max() <= 1.0 + 1e-9
+    # an operator puts the arm back for the next episode: ~/reset, at the (live) initial positions, at rest
+    from std_srvs.srv import Trigger
+
+    p.set(initial_positions=[0.0, -0.1, 0.2])
+    client = p.node.create_client(Trigger, "/emu_position/reset")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    assert p.spin(5.0, until=future.done) and future.result().success
+    p.spin(0.5)
+    assert np.allclose(p.states[-1][2], [0.0, -0.1, 0.2], atol=1e-9) and np.allclose(p.states[-1][3], 0.0)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0 and "position commands on" in out, out

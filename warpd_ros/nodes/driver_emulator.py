@@ -14,6 +14,9 @@ task features (`task_features`, e.g. the goal) on TASK_FEATURES so a controller 
 have a complete observation.
 
 Commands of the wrong length or with NaN/Inf are ignored, counted and warned about (throttled).
+`~/reset` (std_srvs/Trigger) puts the joints back at `initial_positions` at rest, as an operator
+returning a real arm to its start posture between episodes would; set `initial_positions` and
+`task_features` (both live) first for another start and goal.
 
     python -m warpd_ros.nodes.driver_emulator --ros-args -p latency_s:=0.01 -p drop_rate:=0.1
 """
@@ -34,6 +37,7 @@ rclpy = require_ros()
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
 
 from warpd_ros import topics  # noqa: E402
 from warpd_ros.conversions import float64_array_msg, joint_state_msg  # noqa: E402
@@ -47,7 +51,7 @@ PARAMS = [
     Param("joint_names", ["shoulder", "elbow", "wrist"],
           "Joints to emulate, in command order (the JointState names).", read_only=True),
     Param("initial_positions", [-1.4505, 1.2353, 0.7905],
-          "Joint positions at start-up, rad, one per joint (empty: all zero).", read_only=True),
+          "Joint positions at start-up and at ~/reset, rad, one per joint (empty: all zero)."),
     Param("rate_hz", 500.0, "How often the joint model is stepped and its state published, Hz.",
           min=1.0, max=5000.0, read_only=True),
     Param("velocity_tau_s", 0.02,
@@ -127,7 +131,8 @@ class DriverEmulator(Node):
         initial = list(values["initial_positions"]) or [0.0] * n
         if len(initial) != n:
             raise ValueError(f"initial_positions has {len(initial)} values for {n} joints {self.joint_names}")
-        self.q = np.array(initial, dtype=np.float64)
+        self.initial = np.array(initial, dtype=np.float64)
+        self.q = self.initial.copy()
         self.qd = np.zeros(n)
         self.position_interface = values["command_interface"] == "position"
         self.command = self.q.copy() if self.position_interface else np.zeros(n)
@@ -145,6 +150,7 @@ class DriverEmulator(Node):
         self.features_pub = self.create_publisher(Float64MultiArray, topics.TASK_FEATURES, TASK_FEATURES_QOS)
         self.command_sub = self.create_subscription(Float64MultiArray, topics.JOINT_COMMANDS, self._on_command,
                                                     COMMAND_QOS)
+        self.create_service(Trigger, "~/reset", self._on_reset)
         self.delay_line = DelayLine(self._publish_state)
         self._publish_features(values["task_features"])
         self._last_step = time.monotonic()
@@ -160,6 +166,8 @@ class DriverEmulator(Node):
             return "must be a list of finite numbers"
         if name == "initial_positions" and not _finite_list(value):
             return "must be a list of finite numbers"
+        if name == "initial_positions" and hasattr(self, "q") and len(value) != len(self.q):
+            return f"needs {len(self.q)} values, one per joint {self.joint_names}"
         return None
 
     def _on_change(self, changes: dict) -> None:  # callbacks share one executor thread: no locking
@@ -171,6 +179,15 @@ class DriverEmulator(Node):
         self.drop_rate = changes.get("drop_rate", self.drop_rate)
         if "task_features" in changes:
             self._publish_features(changes["task_features"])
+        if "initial_positions" in changes:
+            self.initial = np.array(changes["initial_positions"], dtype=np.float64)
+
+    def _on_reset(self, _request, response):
+        """Back to the start posture at rest; a position interface then holds it until the next command."""
+        self.q, self.qd = self.initial.copy(), np.zeros_like(self.q)
+        self.command = self.q.copy() if self.position_interface else np.zeros_like(self.q)
+        response.success, response.message = True, f"joints at {self.q.tolist()}"
+        return response
 
     def _publish_features(self, values) -> None:
         self.features_pub.publish(float64_array_msg(list(values)))
