@@ -81,6 +81,8 @@ BENCHMARKS = (
               ("--seeds", "1", "--tasks", "metaworld/reach-v3")),
     Benchmark("panda", "Franka Panda task: IK expert, shipped checkpoint by K, WARPD vs DP sweep, training time",
               ("--quick",)),
+    Benchmark("from_bag", "record -> import-bag -> train -> bringup hil on the emulator, velocity and position: "
+              "deployment success", ("--quick", "--tasks", "reach_around")),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}
 

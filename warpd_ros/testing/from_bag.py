@@ -234,3 +234,115 @@ def run_pipeline(robot: Robot, workdir: Path, episodes: int, training: dict | No
     deployment = deploy(robot, checkpoint, workdir, deploy_s)
     return {"counts": counts, "import": imported, "checkpoint": checkpoint, "train_s": train_s,
             "deployment": deployment, "total_s": time.monotonic() - began}
+
+
+# ------------------------------------------------------------------ deployment episodes on the emulator
+EFFECTOR_LINK = {"reach_around": "fingertip"}  # the point whose distance to the goal is success
+PANDA_LINK = "end_effector"
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    seed: int
+    success: bool
+    mode: str
+    seconds: float
+    distance: float
+
+
+def episode_config(robot: Robot, workdir: Path, max_episode_s: float) -> Path:
+    """config/hil.yaml with warpd_episodes added: success by forward kinematics of the task's model, as on a
+    robot (the emulator has no simulator to say so), with the task's own radius and time limit."""
+    import yaml
+
+    from warpd_core.tasks import make_task
+
+    config = yaml.safe_load((REPO / "config" / "hil.yaml").read_text())
+    config["warpd_graph"]["ros__parameters"]["nodes"] = [
+        "warpd_driver_emulator", "warpd_controller", "warpd_planner", "warpd_episodes"]
+    env = make_task(robot.task)
+    config["warpd_episodes"] = {"ros__parameters": {
+        "task": robot.task, "robot_model": f"task:{robot.task}",
+        "link": EFFECTOR_LINK.get(robot.task, PANDA_LINK), "joint_names": list(robot.joints),
+        "success_radius": 0.03, "success_hold_s": 0.0, "max_episode_s": max_episode_s or
+        env.spec.max_steps * env.spec.control_dt, "planar": len(robot.goal) == 2, "goal_features": len(robot.goal)}}
+    path = workdir / f"hil-episodes-{robot.interface}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def evaluate_on_emulator(robot: Robot, checkpoint: Path, workdir: Path, seeds, max_episode_s: float = 0.0,
+                         progress=None) -> list[EpisodeResult]:
+    """Deploy with `warpd bringup hil` (emulator + controller + planner + warpd_episodes) and run one episode
+    per seed: the emulator is put at the task's start posture for that seed with its goal as task features
+    (~/reset, as an operator would), warpd_episodes' ~/reset starts the episode (the planner plans on its
+    RESET), and its SUCCESS/TIMEOUT ends it."""
+    from warpd_core.tasks import make_task
+    from warpd_ros.testing.standin import running
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = episode_config(robot, workdir, max_episode_s)
+    log = workdir / f"hil-episodes-{robot.interface}.log"
+    graph = _started(["bringup", "hil", "--config", config, *hil_overrides(robot, checkpoint)], log)
+    env = make_task(robot.task)
+    n = len(robot.joints)
+    results = []
+    try:
+        with running(_Operator) as op:
+            if not op.spin_until(lambda: graph.poll() is not None or (op.emulator_reset.service_is_ready()
+                                                                      and op.episodes_reset.service_is_ready()), 90):
+                raise AssertionError("the HIL graph did not come up:\n" + log.read_text()[-3000:])
+            # the controller active and running a first plan: the planner has loaded and warmed up
+            if not op.spin_until(lambda: graph.poll() is not None or any(s.mode == 1 for s in op.statuses), 90):
+                raise AssertionError("the controller never ran a policy:\n" + log.read_text()[-3000:])
+            if graph.poll() is not None:
+                raise AssertionError("the HIL graph stopped:\n" + log.read_text()[-3000:])
+            for seed in seeds:
+                obs = env.reset(seed)
+                op.set_parameter("warpd_driver_emulator", "initial_positions", [float(v) for v in obs[:n]])
+                op.set_parameter("warpd_driver_emulator", "task_features", [float(v) for v in obs[2 * n:]])
+                op.call(op.emulator_reset, _trigger())
+                op.spin_for(0.1)  # the reset posture and features reach controller and planner
+                before = len(op.ended)
+                op.call(op.episodes_reset, _trigger())
+                limit = float(max_episode_s or env.spec.max_steps * env.spec.control_dt) + 10.0
+                if not op.spin_until(lambda: len(op.ended) > before, limit):
+                    raise AssertionError(f"seed {seed}: no end of episode within {limit:g} s:\n"
+                                         + log.read_text()[-3000:])
+                event = op.ended[-1]
+                results.append(EpisodeResult(seed, event.event == 1, event.mode, event.episode_time, event.distance))
+                if progress is not None:
+                    progress(results[-1])
+    finally:
+        stop_process(graph, signal.SIGINT, timeout=30, group=True)
+    return results
+
+
+def _trigger():
+    from std_srvs.srv import Trigger
+
+    return Trigger.Request()
+
+
+class _Operator:
+    """Resets the emulator and starts episodes through their services; collects episode ends."""
+
+    def __new__(cls, context):
+        from std_srvs.srv import Trigger
+
+        from warpd_ros import topics
+        from warpd_ros.msg import ControllerStatus, EpisodeEvent
+        from warpd_ros.qos import EVENTS_QOS, STATUS_QOS
+        from warpd_ros.testing.standin import TestNode
+
+        node = TestNode(context, "from_bag_operator")
+        node.ended, node.statuses = [], []
+        node.node.create_subscription(ControllerStatus, topics.CONTROLLER_STATUS, node.statuses.append, STATUS_QOS)
+        node.emulator_reset = node.node.create_client(Trigger, "/warpd_driver_emulator/reset")
+        node.episodes_reset = node.node.create_client(Trigger, "/warpd_episodes/reset")
+
+        def on_event(msg):
+            if msg.event in (EpisodeEvent.SUCCESS, EpisodeEvent.TIMEOUT):
+                node.ended.append(msg)
+        node.node.create_subscription(EpisodeEvent, topics.EPISODE_EVENTS, on_event, EVENTS_QOS)
+        return node

@@ -1,0 +1,161 @@
+"""From a rosbag to the robot at full size (issue 15): record -> import -> train -> deploy, every step the
+`warpd` command line a user runs, then deployment episodes scored without a simulator.
+
+Per robot (reach_around with velocity commands; the Franka Panda with position commands):
+1. record: warpd_sim driven by the scripted expert through ROS (config/record_sim.yaml) while
+   `warpd record-bag` writes an MCAP bag of JointState, commands, the goal PoseStamped and EpisodeEvents;
+2. `warpd import-bag` (goal, episode events, the command interface, resampled to 50 Hz);
+3. `warpd train --config config/train_from_bag.yaml` (full size, or the steps given);
+4. `warpd bringup hil` against the driver emulator with warpd_episodes: one episode per unseen seed from
+   that seed's start posture and goal (the emulator's ~/reset), success = the effector point within 3 cm
+   of the goal by forward kinematics before the task's time limit, mode from the effector's path.
+The emulator is a joint model without the pillar: success there says the policy reaches its goal on a
+robot driven through ROS; going round the pillar is the sim's benchmarks' business.
+
+Resumable: runs/bench_from_bag/<task>/ keeps the bag, dataset and checkpoint (--fresh starts over).
+
+    .venv/bin/python -m bench.from_bag                                    # both robots, full size
+    .venv/bin/python -m bench.from_bag --tasks reach_around --episodes 60 --eval-episodes 30
+    .venv/bin/python -m bench.from_bag --quick --out /tmp/from_bag.md      # minutes: tiny training
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.report import image_lines, machine_info, publish, pyplot, save_figure, verdict
+from warpd_core.commands.argtypes import name_list
+from warpd_core.robot_contract import read_checkpoint_contract
+from warpd_ros.testing.from_bag import (TINY_TRAINING, evaluate_on_emulator, import_recording, record, robot_for,
+                                        train)
+
+SECTION = "from_bag"
+WORK = Path("runs/bench_from_bag")
+GOAL = 0.90
+EVAL_SEED0 = 10000  # unseen: the recording uses seeds 0, 1, ...
+
+
+def run_robot(task: str, args) -> dict:
+    robot = robot_for(task)
+    work = WORK / task
+    if args.fresh and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    checkpoint = work / "run" / "checkpoint.safetensors"
+    row = {"task": task, "interface": robot.interface, "joints": len(robot.joints)}
+    if not (work / "bag" / "metadata.yaml").exists():
+        print(f"[{task}] recording {args.episodes} expert episodes through ROS", flush=True)
+        began = time.monotonic()
+        record(robot, work / "bag", args.episodes, timeout=args.episodes * 15 + 120)
+        row["record_s"] = time.monotonic() - began
+    if not (work / "dataset" / "dataset.json").exists():
+        print(f"[{task}] import-bag", flush=True)
+        (work / "import.txt").write_text(import_recording(robot, work / "bag", work / "dataset"))
+    row["import"] = (work / "import.txt").read_text()
+    if not checkpoint.exists():
+        print(f"[{task}] training ({'tiny' if args.quick else 'full' if not args.steps else args.steps})", flush=True)
+        overrides = dict(TINY_TRAINING) if args.quick else {}
+        if args.steps:
+            overrides.update({"stage1.steps": args.steps[0], "stage2.steps": args.steps[1]})
+        began = time.monotonic()
+        checkpoint = train(work / "dataset", work / "run", overrides)
+        (work / "train_s.txt").write_text(f"{time.monotonic() - began:.1f}")
+    row["train_s"] = float((work / "train_s.txt").read_text())
+    row["contract"] = read_checkpoint_contract(checkpoint)
+    seeds = range(EVAL_SEED0, EVAL_SEED0 + args.eval_episodes)
+    print(f"[{task}] deploying on the driver emulator: {len(seeds)} episodes", flush=True)
+    results = evaluate_on_emulator(robot, checkpoint.resolve(), work, seeds,
+                                   progress=lambda r: print(f"  seed {r.seed}: {'SUCCESS' if r.success else 'timeout'}"
+                                                            f" {r.mode or '-'} {r.seconds:.2f} s", flush=True))
+    row["results"] = results
+    return row
+
+
+def _counts(text: str, key: str) -> str:
+    for line in text.splitlines():
+        if line.startswith(key):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def markdown(rows: list[dict], args, picture) -> str:
+    lines = [f"`python -m bench.from_bag {' '.join(sys.argv[1:])}`".strip().replace(" `", "`") + f" on {machine_info()}",
+             "",
+             "Every step is the `warpd` command a user runs: the scripted expert drives warpd_sim through ROS while "
+             "`warpd record-bag` records an MCAP bag (JointState, commands, the goal PoseStamped, EpisodeEvents); "
+             "`warpd import-bag` turns it into a dataset; `warpd train --config config/train_from_bag.yaml` trains; "
+             "`warpd bringup hil` deploys it against the driver emulator with warpd_episodes scoring each episode by "
+             "forward kinematics (effector within 3 cm of the goal before the task's time limit; mode from the "
+             "effector's path). Deployment seeds are unseen (from 10000); the emulator has no pillar.",
+             "",
+             "| robot | interface | demonstrations imported | training | deployment episodes | success | modes | "
+             f"goal ≥ {GOAL:.0%} |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        res = row["results"]
+        ok = [r for r in res if r.success]
+        rate = len(ok) / len(res) if res else 0.0
+        modes = Counter(r.mode or "none" for r in ok)
+        mode_text = ", ".join(f"{m} {100 * c / max(len(ok), 1):.0f}%" for m, c in sorted(modes.items())) or "-"
+        lines.append(f"| {row['task']} ({row['joints']} joints) | {row['interface']} | "
+                     f"{_counts(row['import'], 'episodes')} | {row['train_s'] / 60:.1f} min | {len(res)} | "
+                     f"{100 * rate:.0f}% | {mode_text} | {verdict(rate >= GOAL)}"
+                     + ("" if rate >= GOAL else f" by {100 * (GOAL - rate):.0f} pts") + " |")
+    lines += ["", "Robot contracts the checkpoints carry (what planner and controller compare before commanding):"]
+    lines += [f"- {row['task']}: joints {', '.join(row['contract'].joint_names)}; {row['contract'].command_interface}; "
+              f"{row['contract'].control_rate_hz:g} Hz; task features {', '.join(row['contract'].task_feature_names)} "
+              f"in `{row['contract'].task_frame}`" for row in rows]
+    if args.quick:
+        lines += ["", "--quick: tiny training; the success figures say nothing about the method."]
+    return "\n".join(lines + image_lines("deployment success and episode times", picture))
+
+
+def draw(rows: list[dict]):
+    def plot(path: Path) -> Path:
+        plt = pyplot()
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        names = [f"{r['task']}\n({r['interface']})" for r in rows]
+        rates = [100 * sum(x.success for x in r["results"]) / max(len(r["results"]), 1) for r in rows]
+        axes[0].bar(names, rates, color="tab:green")
+        axes[0].axhline(100 * GOAL, color="k", linestyle="--", linewidth=1, label=f"goal {GOAL:.0%}")
+        axes[0].set_ylim(0, 105)
+        axes[0].set_ylabel("deployment success (%)")
+        axes[0].legend(loc="lower right")
+        for r, name in zip(rows, names):
+            times = [x.seconds for x in r["results"] if x.success]
+            axes[1].hist(times, bins=15, alpha=0.6, label=name.replace("\n", " "))
+        axes[1].set_xlabel("time to success on the emulator (s)")
+        axes[1].set_ylabel("episodes")
+        axes[1].legend(fontsize=7)
+        return save_figure(fig, path)
+    return plot
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--tasks", type=name_list, default=("reach_around", "panda_reach_around_position"),
+                        help="robots to run (default reach_around,panda_reach_around_position)")
+    parser.add_argument("--episodes", type=int, default=150, help="expert episodes to record per robot (150)")
+    parser.add_argument("--eval-episodes", type=int, default=50, help="deployment episodes per robot (50)")
+    parser.add_argument("--steps", type=int, nargs=2, metavar=("STAGE1", "STAGE2"),
+                        help="training steps per stage instead of the config's")
+    parser.add_argument("--quick", action="store_true", help="4 episodes, tiny training, 3 deployment episodes")
+    parser.add_argument("--fresh", action="store_true", help="record, import and train again")
+    parser.add_argument("--out", type=Path, help="write the section here instead of BENCHMARKS.md (no plot)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.episodes, args.eval_episodes = min(args.episodes, 4), min(args.eval_episodes, 3)
+        global WORK
+        WORK = WORK.with_name(WORK.name + "_quick")
+    rows = [run_robot(task, args) for task in args.tasks]
+    publish(SECTION, args.out, lambda picture: markdown(rows, args, picture), draw(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
