@@ -14,9 +14,10 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.once]
 EPISODES = 3
 
 
-@pytest.mark.parametrize("task", ["reach_around", "panda_reach_around_position"])
-def test_record_import_train_deploy(task, tmp_path):
-    robot = robot_for(task)
+@pytest.mark.parametrize("task, goal", [("reach_around", True), ("panda_reach_around_position", True),
+                                        ("reach_around", False)], ids=["velocity", "position", "no_task_features"])
+def test_record_import_train_deploy(task, goal, tmp_path):
+    robot = robot_for(task, goal)
     result = run_pipeline(robot, tmp_path, EPISODES, TINY_TRAINING, deploy_s=6.0)
 
     counts = result["counts"]
@@ -27,7 +28,8 @@ def test_record_import_train_deploy(task, tmp_path):
 
     contract = read_checkpoint_contract(result["checkpoint"])
     assert contract.joint_names == robot.joints and contract.command_interface == robot.interface
-    assert contract.task_feature_names == tuple(robot.goal_features.split(",")) and contract.control_rate_hz == 50.0
+    assert contract.task_feature_names == tuple(robot.goal_features.split(",") if goal else ())
+    assert contract.control_rate_hz == 50.0
 
     d = result["deployment"]
     assert "Traceback" not in d.log and "does not match" not in d.log, d.log[-3000:]

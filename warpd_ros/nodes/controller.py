@@ -331,13 +331,16 @@ class ControllerNode(LifecycleNode):
         self._cmd_pub = self.create_publisher(Float64MultiArray, topics.JOINT_COMMANDS, COMMAND_QOS)
         self._inputs = [
             self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS),
-            self.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_task_features,
-                                     TASK_FEATURES_QOS),
-            self.create_subscription(PoseStamped, topics.GOAL_POSE, self._on_goal, GOAL_QOS),
             # raw: an oversized message is refused by its length, before deserializing it costs the loop
             self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self._on_policy_bytes, policy_swap_qos(),
                                      raw=True),
         ]
+        if spec.n_task_features:  # a policy without task features needs none (and a stray goal must not HOLD it)
+            self._inputs += [
+                self.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_task_features,
+                                         TASK_FEATURES_QOS),
+                self.create_subscription(PoseStamped, topics.GOAL_POSE, self._on_goal, GOAL_QOS),
+            ]
         self._set_lifecycle_reason(REASON_INACTIVE)
         self.get_logger().info(
             f"configured: {list(spec.joint_names)} + {spec.n_task_features} task features, {spec.command_interface} "
@@ -564,8 +567,6 @@ class ControllerNode(LifecycleNode):
     def _on_goal(self, msg: PoseStamped) -> None:
         """A goal pose, as task features (goal_x, goal_y[, goal_z] in the trained frame); a goal that cannot be
         used is warned about and leaves the current features as they are."""
-        if self._spec.n_task_features == 0:
-            return
         try:
             values = goal_pose_features(msg, self._goal_names, self._goal_frame)
         except ValueError as exc:

@@ -46,14 +46,15 @@ class Robot:
         return ",".join(("goal_x", "goal_y", "goal_z")[:len(self.goal)])
 
 
-def robot_for(task: str) -> Robot:
-    """reach_around (velocity) or the Panda's velocity/position tasks, with their start posture and goal."""
+def robot_for(task: str, goal: bool = True) -> Robot:
+    """reach_around (velocity) or the Panda's velocity/position tasks, with their start posture and goal;
+    `goal` False: a robot recorded without a goal topic (no task features: n_task_features 0)."""
     from warpd_core.tasks import make_task
 
     env = make_task(task)
     obs = env.reset(0)
     n = len(env.spec.joint_names)
-    goal = tuple(float(v) for v in obs[2 * n:])
+    goal = tuple(float(v) for v in obs[2 * n:]) if goal else ()
     interface = "position" if env.spec.action_names[0].endswith("_pos") else "velocity"
     limits = {}
     if task.startswith("panda"):
@@ -131,9 +132,10 @@ class _EventCounter:
 
 def import_recording(robot: Robot, bag: Path, dataset: Path, rate_hz: float = 50.0) -> str:
     """`warpd import-bag` with the goal, episode events and interface of the recording; its output."""
+    goal = ["--goal", "/warpd/goal_pose", "--goal-features", robot.goal_features] if robot.goal else []
     proc = warpd("import-bag", bag, "--out", dataset, "--command-interface", robot.interface,
-                 "--joints", ",".join(robot.joints), "--goal", "/warpd/goal_pose", "--goal-features",
-                 robot.goal_features, "--episode-events", "/warpd/episode_events", "--rate", rate_hz)
+                 "--joints", ",".join(robot.joints), *goal, "--episode-events", "/warpd/episode_events",
+                 "--rate", rate_hz)
     if proc.returncode != 0:
         raise AssertionError(f"import-bag failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
@@ -156,7 +158,7 @@ def hil_overrides(robot: Robot, checkpoint: Path) -> list[str]:
         "warpd_driver_emulator.joint_names": joints, "warpd_controller.joint_names": joints,
         "warpd_planner.joint_names": joints,
         "warpd_driver_emulator.initial_positions": json.dumps(list(robot.start)),
-        "warpd_driver_emulator.task_features": json.dumps(list(robot.goal)),
+        **({"warpd_driver_emulator.task_features": json.dumps(list(robot.goal))} if robot.goal else {}),
         "warpd_driver_emulator.command_interface": robot.interface,
         "warpd_driver_emulator.velocity_limit": 2.0,
         "warpd_controller.command_interface": robot.interface, "warpd_planner.command_interface": robot.interface,
