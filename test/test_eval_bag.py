@@ -8,6 +8,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from warpd_core.data.rosbag_import import episode_event_typestore
 from warpd_ros.cli import main as warpd_main
 
+pytestmark = [pytest.mark.once]  # distro-independent (torch, data, rosbags): run in the first pass only
+
 TS = episode_event_typestore()
 T0 = 1_700_000_000 * 10**9
 TOPIC = "/warpd/episode_events"

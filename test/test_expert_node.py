@@ -12,7 +12,7 @@ from conftest import REPO
 from warpd_ros.testing.processes import start_module, stop_process
 from warpd_ros.testing.standin import TestNode, running
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.once]  # the expert logic is distro-independent; the sim and bag-recorder tests run it on both distros
 
 EXPERT_SEED = 11
 

@@ -9,6 +9,8 @@ from rosbags.typesys import Stores, get_typestore
 from warpd_core.data import Dataset
 from warpd_ros.cli import main as warpd_main
 
+pytestmark = [pytest.mark.once]  # distro-independent (torch, data, rosbags): run in the first pass only
+
 JOINTS = ("shoulder", "elbow", "wrist")
 T0 = 1_700_000_000 * 10**9  # bag time of "t = 0", ns
 MS = 1_000_000

@@ -11,6 +11,8 @@ from warpd_core.data import Dataset
 from warpd_core.data.rosbag_import import episode_event_typestore
 from warpd_ros.cli import main as warpd_main
 
+pytestmark = [pytest.mark.once]  # distro-independent (torch, data, rosbags): run in the first pass only
+
 JOINTS = ("shoulder", "elbow", "wrist")
 T0 = 1_700_000_000 * 10**9
 MS = 1_000_000

@@ -14,7 +14,7 @@ from conftest import REPO, run_module, tiny_warpd_config
 from warpd_core.policies.warpd.checkpoint import read_metadata
 from warpd_core.runtime.policy_file import load_policy
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]  # distro-independent (torch, data, rosbags): run in the first pass only
 
 TINY = tiny_warpd_config({"task": "reach_around", "episodes": 6, "seed": 0, "horizon": 4},
                          stage1={"steps": 40, "batch_size": 32, "log_every": 5, "checkpoint_every": 10},
