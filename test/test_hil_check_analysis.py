@@ -214,3 +214,45 @@ print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+POSITION_CONTROLLER = {**CONTROLLER, "command_interface": "position", "position_lower": [-1.0],
+                       "position_upper": [1.0], "velocity_limit": [2.0]}
+
+
+def position_recording():
+    """The simulated graph with a position interface: targets inside [-1, 1] moving at most 2 rad/s * 1 ms per
+    tick from the previous command; HOLD holds the position of the last state, never zeros."""
+    from warpd_core.runtime.command_limits import JointLimits, limit_position_values
+
+    samples = recording()
+    st, cm = samples.states, samples.commands
+    rows = JointLimits.create(JOINTS, -1.0, 1.0, 2.0).rows
+    data, previous, held = [], None, None
+    for t in cm.sent:
+        i = int(np.searchsorted(st.recv, t, side="right")) - 1
+        q = st.joints[i][0]
+        if t - st.recv[i] > 0.1 * S:  # stale: hold where the joints were
+            held = q if held is None else held
+            data.append(np.array(held))
+        else:
+            held = None
+            policy = NEW if t >= SWAP_STAMP + SWITCH_DELAY else OLD
+            target = policy.select_action(np.concatenate((q, np.zeros(2), FEATURES)))
+            data.append(np.array(limit_position_values(list(target), list(q), previous, rows, 1e-3)))
+        previous = list(data[-1])
+    samples.commands = type(cm)(cm.recv, cm.sent, cm.seq, data)
+    return samples
+
+
+def test_a_position_interface_holds_the_last_position_and_its_swaps_are_found():
+    samples = position_recording()
+    measured, rows = verdict(samples, controller=POSITION_CONTROLLER)
+    hold = measured["hold"]
+    assert hold["tested"] and hold["driving_before_cut"] and hold["moving_after_hold"] == 0, hold
+    assert 0.1 <= hold["reaction_s"] <= 0.102
+    assert rows["HOLD reaction (fault test)"]["result"] != FAIL
+    assert measured["swaps"]["measured"] == 1 and 0 < measured["swaps"]["latencies_ms"][0] <= 10
+    # judged as a velocity interface, that HOLD (no zeros) is no HOLD at all
+    velocity = analyse(samples, T0, T1, CONTROLLER, FAULT)
+    assert "no HOLD command (zeros)" in velocity["hold"]["why"]

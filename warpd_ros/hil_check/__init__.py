@@ -16,7 +16,8 @@ seconds, and judges, side by side:
    controller saw (its predecessor computing something else) — behaviour-neutral, it only
    watches the planner's own policies;
 6. HOLD reaction (the driver emulator only): its ``drop_rate`` is set to 1 for ~1 s through the
-   parameter service and the time from the last joint state to the first zero (HOLD) command is
+   parameter service and the time from the last joint state to the first HOLD command (zeros; a position
+   interface: the last measured position) is
    measured; the controller must then keep the robot still until states return.
 
 Times come from the middleware (``received_timestamp`` of each sample, system clock) rather than

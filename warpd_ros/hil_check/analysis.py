@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from warpd_core.runtime.command_pipeline import CommandPipeline, Mode
+from warpd_core.runtime.command_limits import JointLimits
+from warpd_core.runtime.command_pipeline import POSITION, CommandPipeline, Mode
 from warpd_ros.hil_check.stats import (blind_intervals, lost, percentiles, spans_mask, spans_overlap,
                                        state_to_command, stream_stats, usable_stamps)
 
@@ -121,7 +122,10 @@ def analyse(samples: Samples, t0: int, t1: int, controller: dict, fault: dict) -
     out["swaps"] = swap_latencies(samples, t0, t1, controller, blind)
 
     # 5. HOLD
-    out["hold"] = hold_reaction(fault, state_recv, cm.data, cmd_recv, blind) if fault.get("tested") else \
+    positions = None
+    if controller.get("command_interface") == POSITION:  # a HOLD holds the last measured position
+        positions = [None if j is None else np.asarray(j[0], dtype=np.float64) for j in st.joints]
+    out["hold"] = hold_reaction(fault, state_recv, cm.data, cmd_recv, blind, positions) if fault.get("tested") else \
         {"tested": False, "why": fault.get("why", "not tested")}
     return out
 
@@ -175,9 +179,14 @@ def swap_latencies(samples: Samples, t0: int, t1: int, controller: dict, blind=(
     states, commands = samples.states, samples.commands
     state_recv, cmd_recv = states.recv, commands.recv
     policies = sorted(samples.policies, key=lambda p: p.recv)
-    # no joint limits configured here: the pipeline is the controller's clip to +-action_limit
-    pipeline = CommandPipeline.for_joints(controller["joint_names"], float(controller["action_limit"]),
-                                          dt=1.0 / float(controller.get("control_rate_hz", 1000.0)))
+    dt = 1.0 / float(controller.get("control_rate_hz", 1000.0))
+    position = controller.get("command_interface") == POSITION
+    if position:  # targets: inside the position limits, at most velocity_limit * dt from the previous command
+        limits = JointLimits.create(controller["joint_names"], *(controller.get(k, inf) for k, inf in (
+            ("position_lower", -np.inf), ("position_upper", np.inf), ("velocity_limit", np.inf))))
+        pipeline = CommandPipeline(limits, float(controller["action_limit"]), dt, command_interface=POSITION)
+    else:  # no joint limits configured here: the pipeline is the controller's clip to +-action_limit
+        pipeline = CommandPipeline.for_joints(controller["joint_names"], float(controller["action_limit"]), dt=dt)
     obs_cache: dict[int, tuple | None] = {}
 
     def obs_of(i: int):
@@ -188,7 +197,7 @@ def swap_latencies(samples: Samples, t0: int, t1: int, controller: dict, blind=(
                 (joints[0], np.concatenate((joints[0], joints[1], features)))
         return obs_cache[i]
 
-    def actions(executor, candidates):
+    def actions(executor, candidates, previous_command=None):
         outs = []
         for i in candidates:
             obs = obs_of(i)
@@ -202,7 +211,7 @@ def swap_latencies(samples: Samples, t0: int, t1: int, controller: dict, blind=(
             if np.shape(action) != (pipeline.n_joints,):
                 outs.append(np.asarray(action))  # not this controller's joints: the shape check skips it
                 continue
-            command = pipeline.policy_command(action, q, previous=None)
+            command = pipeline.policy_command(action, q, previous=previous_command)
             if command is not None:  # a non-finite action is never published
                 outs.append(command)
         return outs
@@ -229,7 +238,8 @@ def swap_latencies(samples: Samples, t0: int, t1: int, controller: dict, blind=(
             command = np.asarray(commands.data[j], dtype=np.float64)
             s = int(np.searchsorted(state_recv, cmd_recv[j], side="right"))
             candidates = range(max(0, s - STATE_CANDIDATES), min(state_recv.size, s + 1))
-            new_actions, old_actions = actions(executor, candidates), actions(old, candidates)
+            before = np.asarray(commands.data[j - 1], dtype=np.float64) if position and j > 0 else None
+            new_actions, old_actions = actions(executor, candidates, before), actions(old, candidates, before)
             if not new_actions or any(a.shape != command.shape for a in new_actions):
                 continue
             matches_new = any(np.max(np.abs(a - command)) <= SWAP_TOLERANCE for a in new_actions)
@@ -268,10 +278,14 @@ def policy_age_at_commands(switches, cmd_recv: np.ndarray, t0: int, t1: int) -> 
     return (recv - stamps[which]) * 1e-6
 
 
-def hold_reaction(fault: dict, state_recv: np.ndarray, commands: list, cmd_recv: np.ndarray, blind=()) -> dict:
-    """Last joint state before the cut -> first all-zero command; and no motion until states return.
+def hold_reaction(fault: dict, state_recv: np.ndarray, commands: list, cmd_recv: np.ndarray, blind=(),
+                  positions: list | None = None) -> dict:
+    """Last joint state before the cut -> first HOLD command; and no motion until states return.
 
-    `commands` are the commands' values (arrays), aligned with their receive times `cmd_recv`.
+    `commands` are the commands' values (arrays), aligned with their receive times `cmd_recv`. The HOLD
+    command of a velocity interface is all zeros; of a position interface (`positions`: each joint
+    state's positions, aligned with `state_recv`) the position of the last state before the cut, and
+    "motion" is any command other than the one it holds.
     """
     out = {"tested": True}
     before = state_recv[state_recv <= fault["restore_ns"]]
@@ -281,10 +295,19 @@ def hold_reaction(fault: dict, state_recv: np.ndarray, commands: list, cmd_recv:
     if last_state < fault["cut_ns"] - int(0.05e9):
         return {**out, "why": "joint states had already stopped before the cut"}
     out["last_state_after_cut_ms"] = (last_state - fault["cut_ns"]) * 1e-6
+    held = np.zeros_like(np.asarray(commands[0], dtype=np.float64)) if commands else None
+    if positions is not None:
+        held = positions[int(np.flatnonzero(state_recv == last_state)[0])]
+
+    def is_hold(c) -> bool:
+        c = np.asarray(c, dtype=np.float64)
+        return held is not None and c.shape == held.shape and bool(np.all(np.abs(c - held) <= 1e-9))
+
     lead = [np.asarray(c) for t, c in zip(cmd_recv, commands) if last_state - int(0.1e9) <= t <= last_state]
-    out["driving_before_cut"] = bool(lead) and any(np.any(c != 0) for c in lead)
+    out["driving_before_cut"] = bool(lead) and not all(is_hold(c) for c in lead)
     if not out["driving_before_cut"]:
-        return {**out, "why": "the controller was not driving before the cut (its commands were already zero)"}
+        return {**out, "why": "the controller was not driving before the cut (its commands were already the HOLD "
+                              "command)"}
     # Commands received before the restore request were computed without new states: no state can be
     # published while drop_rate is 1 (a state still in a delay line is covered by `last_state`).
     end = fault["restore_ns"]
@@ -294,15 +317,16 @@ def hold_reaction(fault: dict, state_recv: np.ndarray, commands: list, cmd_recv:
     for t, c in zip(cmd_recv, commands):
         if t <= last_state or t >= end:
             continue
-        zero = not np.any(np.asarray(c) != 0)
-        if hold is None and zero:
+        holding = is_hold(c)
+        if hold is None and holding:
             hold = int(t)
-        elif hold is not None and not zero:
+        elif hold is not None and not holding:
             moving_after_hold += 1
     resumed = state_recv[state_recv > end]
     out["states_resumed"] = bool(resumed.size)
     if hold is None:
-        return {**out, "why": f"no HOLD (zero) command during the {out['outage_s']:.2f} s without joint states"}
+        return {**out, "why": f"no HOLD command ({'the last measured position' if positions is not None else 'zeros'}) "
+                              f"during the {out['outage_s']:.2f} s without joint states"}
     out["reaction_s"] = (hold - last_state) * 1e-9
     out["moving_after_hold"] = moving_after_hold
     if spans_overlap(np.array([last_state]), np.array([hold]), blind)[0]:

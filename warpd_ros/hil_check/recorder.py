@@ -22,7 +22,8 @@ STREAM_DEPTH = 200  # history of the best-effort state/command subscriptions (0.
 SERVICE_TIMEOUT_S = 5.0
 UNKNOWN_NODE = "_NODE_NAME_UNKNOWN_"  # rmw's name for a publisher whose node is not discovered yet
 # what the analysis needs to know of the controller (asked from the running node, else the config)
-CONTROLLER_SETTINGS = ["joint_names", "action_limit", "stale_timeout_s", "swap_mode", "hold_mode", "control_rate_hz"]
+CONTROLLER_SETTINGS = ["joint_names", "action_limit", "stale_timeout_s", "swap_mode", "hold_mode", "control_rate_hz",
+                       "command_interface", "position_lower", "position_upper", "velocity_limit"]
 
 
 @dataclass

@@ -104,7 +104,7 @@ def judge(m: dict, th: dict) -> list[dict]:
         row("HOLD reaction (fault test)", "max_hold_reaction_s",
             f"{hold['reaction_s']:.3f} s after the last state" + (f"; then {moving} moving commands" if moving else ""),
             hold["reaction_s"] if moving == 0 else math.inf,
-            (f"after holding, the controller commanded motion again ({moving} non-zero commands) without joint states"
+            (f"after holding, the controller commanded motion again ({moving} commands other than the HOLD command) without joint states"
              if moving else f"the controller held {hold['reaction_s']:.3f} s after the last joint state "
                             "(its stale_timeout_s?)"))
     return rows
