@@ -3,10 +3,11 @@ rosbags; exact counts, shares and times, the JSON file, and the errors for a mis
 import json
 
 import pytest
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import StoragePlugin
 
 from warpd_core.data.rosbag_import import episode_event_typestore
 from warpd_ros.cli import main as warpd_main
+from warpd_ros.testing import bags
 
 pytestmark = [pytest.mark.once]  # distro-independent (torch, data, rosbags): run in the first pass only
 
@@ -30,12 +31,8 @@ EVENTS = [event(0, 0), event(1, 0, "left", 2.0), event(0, 1), event(3, 1), event
 
 
 def write_bag(path, messages, topic=TOPIC, storage=StoragePlugin.MCAP):
-    with Writer(path, version=9, storage_plugin=storage) as writer:
-        for k, msg in enumerate(messages):
-            if k == 0:
-                connection = writer.add_connection(topic, msg.__msgtype__, typestore=TS)
-            writer.write(connection, T0 + k * 10**8, TS.serialize_cdr(msg, msg.__msgtype__))
-    return path
+    """`messages` on `topic`, 0.1 s apart."""
+    return bags.write_bag(path, [(T0 + k * 10**8, topic, msg) for k, msg in enumerate(messages)], TS, storage)
 
 
 def warpd(capsys, *args):

@@ -3,11 +3,12 @@ recorded values, paired by the latest-joint-state rule, split at the command gap
 bad options fail with errors that say what is there."""
 import numpy as np
 import pytest
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
 from warpd_core.data import Dataset
 from warpd_ros.cli import main as warpd_main
+from warpd_ros.testing import bags
 
 pytestmark = [pytest.mark.once]  # distro-independent (torch, data, rosbags): run in the first pass only
 
@@ -72,13 +73,7 @@ def write_bag(path, recording, storage=StoragePlugin.SQLITE3, bad_state_at=None,
         messages.append((t, "/forward_velocity_controller/commands", command(layout=layout, data=data)))
     if extra_topic:
         messages.append((T0, "/chatter", TYPESTORE.types["std_msgs/msg/String"](data="hello")))
-    with Writer(path, version=9, storage_plugin=storage) as writer:
-        connections = {}
-        for t, topic, msg in sorted(messages, key=lambda m: m[0]):
-            if topic not in connections:
-                connections[topic] = writer.add_connection(topic, msg.__msgtype__, typestore=TYPESTORE)
-            writer.write(connections[topic], t, TYPESTORE.serialize_cdr(msg, msg.__msgtype__))
-    return path
+    return bags.write_bag(path, messages, TYPESTORE, storage)
 
 
 def warpd(capsys, *args):

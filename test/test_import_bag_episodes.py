@@ -5,11 +5,13 @@ idle splitting; every value checked against what was written, every bad input ag
 Ends with the shipped config/train_from_bag.yaml training on an imported dataset."""
 import numpy as np
 import pytest
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import StoragePlugin
 
 from warpd_core.data import Dataset
 from warpd_core.data.rosbag_import import episode_event_typestore
 from warpd_ros.cli import main as warpd_main
+from warpd_ros.testing import bags
+from warpd_ros.testing.from_bag import TINY_TRAINING
 
 pytestmark = [pytest.mark.once]  # distro-independent (torch, data, rosbags): run in the first pass only
 
@@ -88,13 +90,8 @@ def event(t, kind, episode=0, mode="", seed=0):
 
 
 def write(path, messages, storage=StoragePlugin.SQLITE3):
-    with Writer(path, version=9, storage_plugin=storage) as writer:
-        connections = {}
-        for t, topic, msg in sorted(messages, key=lambda x: x[0]):
-            if topic not in connections:
-                connections[topic] = writer.add_connection(topic, msg.__msgtype__, typestore=TS)
-            writer.write(connections[topic], T0 + t * MS, TS.serialize_cdr(msg, msg.__msgtype__))
-    return path
+    """`messages` at bag time T0 + t ms."""
+    return bags.write_bag(path, [(T0 + t * MS, topic, msg) for t, topic, msg in messages], TS, storage)
 
 
 def warpd(capsys, *args):
@@ -385,12 +382,6 @@ def test_bad_option_values_are_usage_errors(tmp_path, capsys):
 
 # ---- the shipped training config -----------------------------------------------------------------
 
-TINY_SETS = {"data.horizon": 4, "encoder.latent_dim": 6, "encoder.hidden": "[32]", "policy.hidden": "[16, 16]",
-             "hypernet.chunk_size": 64, "hypernet.chunk_embedding_dim": 8, "hypernet.hidden": "[32]",
-             "world_model.hidden": "[32]", "stage1.steps": 20, "stage1.batch_size": 32, "stage1.log_every": 5,
-             "stage1.checkpoint_every": 10, "diffusion.hidden": 32, "diffusion.layers": 1,
-             "diffusion.train_timesteps": 20, "diffusion.sample_steps": 4, "stage2.steps": 20,
-             "stage2.batch_size": 64, "stage2.log_every": 5, "stage2.checkpoint_every": 10}
 
 
 def test_train_from_bag_config_trains_on_an_import_and_carries_the_contract(tmp_path, capsys):
@@ -404,7 +395,7 @@ def test_train_from_bag_config_trains_on_an_import_and_carries_the_contract(tmp_
     imported(capsys, tmp_path, joint_states("empty") + commands() + events + goals, "--goal", "/goal_point",
              "--goal-features", "goal_x,goal_y", "--episode-events", "/warpd/episode_events", "--rate", "50")
     config = Path(__file__).resolve().parents[1] / "config" / "train_from_bag.yaml"
-    sets = {"data.path": tmp_path / "ds", "output": tmp_path / "run", **TINY_SETS}
+    sets = {"data.path": tmp_path / "ds", "output": tmp_path / "run", **TINY_TRAINING}
     status, out, err = warpd(capsys, "train", "--config", config, "--quiet",
                              *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")])
     assert status == 0, err

@@ -16,6 +16,10 @@ so neither imports the other and the stand-ins cannot drift apart.
   bench/fuzz_swap.py).
 - :mod:`.graph_episodes` — the whole sim graph run for N episodes, with each one's mode, and the
   demonstrations' mode shares (test/test_graph_modes.py, bench/graph_modes.py).
+- :mod:`.from_bag` — record -> import-bag -> train -> bringup hil, each step the `warpd` command line, and
+  deployment episodes scored on the driver emulator (test/test_from_bag.py, bench/from_bag.py).
+- :mod:`.bags` — rosbag2 files written with rosbags, as `ros2 bag record` writes them (the import-bag and
+  eval-bag tests).
 
 Nothing is imported here: each module pulls in rclpy (or Hypothesis) only when it is used.
 """
