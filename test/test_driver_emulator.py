@@ -10,7 +10,7 @@ import pytest
 from warpd_ros.testing.processes import start_module, stop_process
 from warpd_ros.testing.standin import TestNode
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.once]  # the emulator's joint model over plain pub/sub and parameters: distro-independent
 
 WARM_UP_S = 2.0  # multi-process start-ups sometimes stall a subscriber once in the first seconds
 

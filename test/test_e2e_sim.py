@@ -15,7 +15,7 @@ from warpd_ros.testing.policies import policy_for
 from warpd_ros.testing.processes import start_node, stop_process
 from warpd_ros.testing.standin import TestNode, running
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.once]  # the sim graph end to end; test_demo runs it on every distro
 
 CHECKPOINT = REPO / "checkpoints" / "reach_around" / "checkpoint.safetensors"
 

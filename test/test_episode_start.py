@@ -14,7 +14,7 @@ import pytest
 from warpd_ros.testing.processes import start_module, stop_process
 from warpd_ros.testing.standin import TestNode, running
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.once]  # episode-start logic over plain pub/sub: distro-independent
 
 
 class Controller(TestNode):

@@ -22,7 +22,14 @@ def graph(tmp_path_factory):
         yield graph
 
 
-@pytest.mark.parametrize("fault", SCENARIOS)
+# The joint-state and burst scenarios test the controller's own decisions through plain pub/sub: the same on
+# every distro, so they run in the first pass only. Restarts and a killed node depend on DDS discovery,
+# which differs between the distros' middleware versions: those run on both.
+DISTRO_DEPENDENT = ("controller_restart", "sim_restart", "planner_killed")
+
+
+@pytest.mark.parametrize("fault", [f if f in DISTRO_DEPENDENT else pytest.param(f, marks=pytest.mark.once)
+                                   for f in SCENARIOS])
 def test_fault_is_survived(graph, fault):
     report = run_scenario(graph, fault)
     assert report.survived, report.explain()

@@ -7,18 +7,31 @@ import numpy as np
 import pytest
 
 from warpd_core.robot_contract import read_checkpoint_contract
-from warpd_ros.testing.from_bag import TINY_TRAINING, robot_for, run_pipeline
+from warpd_ros.testing.from_bag import TINY_TRAINING, record, robot_for, run_pipeline
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.once]
 
 EPISODES = 3
 
 
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """task -> one bag of it, recorded once: a robot recorded with a goal topic can be imported without it."""
+    bags = {}
+
+    def bag_of(task):
+        if task not in bags:
+            bags[task] = tmp_path_factory.mktemp("recording") / "bag"
+            record(robot_for(task), bags[task], EPISODES)
+        return bags[task]
+    return bag_of
+
+
 @pytest.mark.parametrize("task, goal", [("reach_around", True), ("panda_reach_around_position", True),
                                         ("reach_around", False)], ids=["velocity", "position", "no_task_features"])
-def test_record_import_train_deploy(task, goal, tmp_path):
+def test_record_import_train_deploy(task, goal, tmp_path, recordings):
     robot = robot_for(task, goal)
-    result = run_pipeline(robot, tmp_path, EPISODES, TINY_TRAINING, deploy_s=6.0)
+    result = run_pipeline(robot, tmp_path, EPISODES, TINY_TRAINING, deploy_s=6.0, bag=recordings(task))
 
     counts = result["counts"]
     assert counts["/warpd/episode_events"] >= 2 * EPISODES and counts["/warpd/goal_pose"] >= EPISODES, counts

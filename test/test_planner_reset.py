@@ -16,7 +16,7 @@ from conftest import REPO
 from warpd_ros.testing.processes import start_module, stop_process
 from warpd_ros.testing.standin import TestNode, running
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.once]  # plan-on-reset logic over plain pub/sub: distro-independent
 
 CHECKPOINT = REPO / "checkpoints" / "reach_around" / "checkpoint.safetensors"
 JOINTS = ["shoulder", "elbow", "wrist"]

@@ -91,7 +91,16 @@ def record(robot: Robot, bag: Path, episodes: int, seed: int = 0, timeout: float
                      logs / "record-graph.log")
     try:
         with running(_EventCounter) as counter:
-            done = counter.spin_until(lambda: counter.finished > episodes, timeout)  # the first may be cut short
+            log = logs / "record-bag.log"
+
+            def recording_all() -> bool:  # the recorder subscribed to every topic (each appears once published)
+                text = log.read_text() if log.exists() else ""
+                return all(f"recording {topic} " in text for topic in RECORDED_TOPICS) or recorder.poll() is not None
+            if not counter.spin_until(recording_all, 90) or recorder.poll() is not None:
+                raise AssertionError("warpd record-bag did not start recording:\n" + log.read_text()[-3000:])
+            start = counter.finished
+            # episodes that end after the recorder is in: the first of them may have begun before it
+            done = counter.spin_until(lambda: counter.finished - start > episodes, timeout)
         if not done:
             raise AssertionError(f"{counter.finished} episodes finished in {timeout:g} s:\n"
                                  + (logs / "record-graph.log").read_text()[-3000:])
@@ -224,12 +233,16 @@ class _Watcher:
 
 
 def run_pipeline(robot: Robot, workdir: Path, episodes: int, training: dict | None, deploy_s: float,
-                 seed: int = 0) -> dict:
-    """The whole path, one robot: what each step produced, for the test's and the benchmark's checks."""
+                 seed: int = 0, bag: Path | None = None) -> dict:
+    """The whole path, one robot: what each step produced, for the test's and the benchmark's checks.
+    `bag`: a recording of this robot made earlier (by :func:`record`), instead of recording one."""
     workdir.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
-    counts = record(robot, workdir / "bag", episodes, seed)
-    imported = import_recording(robot, workdir / "bag", workdir / "dataset")
+    if bag is None:
+        bag = workdir / "bag"
+        record(robot, bag, episodes, seed)
+    counts = _recorded_counts(bag)
+    imported = import_recording(robot, bag, workdir / "dataset")
     trained_at = time.monotonic()
     checkpoint = train(workdir / "dataset", workdir / "run", training)
     train_s = time.monotonic() - trained_at
