@@ -279,15 +279,22 @@ def test_joint_trajectory_errors(tmp_path, capsys):
         assert status == 2 and want in err, err
 
 
-def test_resampling_interpolates_states_and_holds_commands(tmp_path, capsys):
+def test_resampling_pairs_each_state_with_the_command_that_answered_it(tmp_path, capsys):
     dataset, out = imported(capsys, tmp_path, joint_states() + commands(), "--rate", "25")
     assert dataset.info.control_dt == 0.04 and "control rate 25 Hz -> control_dt 0.04 s" in out
     obs, act, record = dataset.episode(0)
-    step_t = [25 + 40 * k for k in range(49)]  # from the first kept command (0.025 s) to the last (1.965 s)
+    # from the state the first kept command (0.025 s) answered, 0.020 s, to the last command (1.965 s)
+    step_t = [20 + 40 * k for k in range(49)]
     assert len(obs) == 49 and record.metadata["end_ns"] == T0 + step_t[-1] * MS
-    want = np.array([np.concatenate([q_at(t), SLOPE]) for t in step_t])  # halfway between two joint states
+    want = np.array([np.concatenate([q_at(t), SLOPE]) for t in step_t])
     assert np.allclose(obs, want, atol=1e-6)
+    # the command 5 ms after each state answered it: 0.025 s is command 1, 0.065 s command 3, ...
     assert np.array_equal(act, np.array([command_value(1 + 2 * k) for k in range(49)], np.float32))
+    # off the states' grid, a step is interpolated and still takes the next command
+    dataset, _ = imported(capsys, tmp_path / "b", joint_states() + commands(), "--rate", "40")
+    obs, act, _ = dataset.episode(0)
+    assert np.allclose(obs[1], np.concatenate([q_at(45), SLOPE]), atol=1e-6)  # halfway between 0.040 and 0.050
+    assert np.array_equal(act[1], command_value(3).astype(np.float32))  # 0.065 s: within 25 ms after 0.045
 
 
 @pytest.mark.parametrize("velocity", ["empty", "nan"])
