@@ -30,6 +30,10 @@ TINY_TRAINING = {"data.horizon": 4, "encoder.latent_dim": 6, "encoder.hidden": "
                  "stage2.batch_size": 64, "stage2.log_every": 10, "stage2.checkpoint_every": 30}
 
 
+PANDA_LIMIT_KEYS = ("action_limit", "position_lower", "position_upper", "velocity_limit", "acceleration_limit",
+                    "effort_limit")
+
+
 @dataclass(frozen=True)
 class Robot:
     """What the user's robot is, as the pipeline's commands need it."""
@@ -57,12 +61,11 @@ def robot_for(task: str, goal: bool = True) -> Robot:
     goal = tuple(float(v) for v in obs[2 * n:]) if goal else ()
     interface = "position" if env.spec.action_names[0].endswith("_pos") else "velocity"
     limits = {}
-    if task.startswith("panda"):
-        from warpd_core.runtime.command_limits import limits_from_model
+    if task.startswith("panda"):  # the Panda's controller limits, from its sim config (one home for them)
+        import yaml
 
-        lim = limits_from_model(env.model, env.spec.joint_names)
-        limits = {"position_lower": list(lim.position_lower), "position_upper": list(lim.position_upper),
-                  "velocity_limit": [2.0], "acceleration_limit": [15.0], "effort_limit": [87.0]}
+        controller = yaml.safe_load((REPO / "config" / "sim_panda.yaml").read_text())["warpd_controller"]
+        limits = {k: v for k, v in controller["ros__parameters"].items() if k in PANDA_LIMIT_KEYS}
     return Robot(task, interface, tuple(env.spec.joint_names), tuple(float(v) for v in obs[:n]), goal, limits)
 
 
@@ -169,7 +172,7 @@ def hil_overrides(robot: Robot, checkpoint: Path) -> list[str]:
         "warpd_driver_emulator.initial_positions": json.dumps(list(robot.start)),
         **({"warpd_driver_emulator.task_features": json.dumps(list(robot.goal))} if robot.goal else {}),
         "warpd_driver_emulator.command_interface": robot.interface,
-        "warpd_driver_emulator.velocity_limit": 2.0,
+        "warpd_driver_emulator.velocity_limit": max(robot.limits.get("velocity_limit", [1.5])),
         "warpd_controller.command_interface": robot.interface, "warpd_planner.command_interface": robot.interface,
         "warpd_controller.n_task_features": len(robot.goal), "warpd_planner.n_task_features": len(robot.goal),
         "warpd_controller.checkpoint": checkpoint, "warpd_planner.checkpoint": checkpoint,
