@@ -98,7 +98,8 @@ def _counts(text: str, key: str) -> str:
 
 
 def markdown(rows: list[dict], args, picture) -> str:
-    lines = [f"`python -m bench.from_bag {' '.join(sys.argv[1:])}`".strip().replace(" `", "`") + f" on {machine_info()}",
+    lines = ["## From a rosbag to the robot (record, import-bag, train, bringup hil)", "",
+             f"`python -m bench.from_bag {' '.join(sys.argv[1:])}`".strip().replace(" `", "`") + f" on {machine_info()}",
              "",
              "Every step is the `warpd` command a user runs: the scripted expert drives warpd_sim through ROS while "
              "`warpd record-bag` records an MCAP bag (JointState, commands, the goal PoseStamped, EpisodeEvents); "
