@@ -217,6 +217,7 @@ def test_a_controller_refuses_a_checkpoint_trained_for_another_joint_order_or_in
 
 
 @pytest.mark.ros
+@pytest.mark.once  # plain pub/sub and a start-up check: distro-independent (the controller's position test runs on both)
 def test_a_planner_plans_from_a_goal_pose_in_the_trained_frame_and_refuses_a_wrong_joint_order(tmp_path):
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import JointState

@@ -260,6 +260,7 @@ def test_a_slow_lossy_driver_fails_naming_the_checks(run_warpd, tmp_path):
 
 @pytest.mark.ros
 @pytest.mark.slow
+@pytest.mark.once  # the same graph and analysis as the nominal run, which covers the distro; here: not starting one
 @needs_checkpoint
 def test_a_running_graph_is_measured_in_place(run_warpd, tmp_path):
     graph = subprocess.Popen([sys.executable, "-m", "warpd_ros.cli", "bringup", "hil"], cwd=REPO,
