@@ -223,4 +223,6 @@ def goal_pose_features(msg, feature_names, frame: str) -> np.ndarray:
 
 def default_goal_features(n_task_features: int) -> tuple[str, ...]:
     """Feature names a goal fills in when no checkpoint says: goal_x, goal_y[, goal_z] (reach_around, Panda)."""
-    return ("goal_x", "goal_y", "goal_z")[:n_task_features] if n_task_features <= 3 else ()
+    from warpd_core.robot_contract import GOAL_AXES
+
+    return tuple(GOAL_AXES)[:n_task_features] if n_task_features <= len(GOAL_AXES) else ()

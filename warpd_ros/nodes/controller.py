@@ -67,7 +67,7 @@ from collections import deque
 import numpy as np
 
 from warpd_core.errors import PolicyValidationError, WarpdError
-from warpd_core.robot_contract import read_checkpoint_contract
+from warpd_core.robot_contract import DEFAULT_FRAME, read_checkpoint_contract
 from warpd_core.runtime.command_limits import JointLimits, limits_from_urdf, tightest
 from warpd_core.runtime.command_pipeline import POSITION, VELOCITY
 from warpd_core.runtime.command_pipeline import REASON_NO_POLICY, CommandPipeline, Mode, inputs_ok
@@ -290,7 +290,7 @@ class ControllerNode(LifecycleNode):
         try:
             spec = ControllerSpec(tuple(p["joint_names"]), int(p["n_task_features"]), float(p["max_clock_skew_s"]),
                                   float(p["max_policy_age_s"]), p["command_interface"])
-            goal = (default_goal_features(spec.n_task_features), "world")
+            goal = (default_goal_features(spec.n_task_features), DEFAULT_FRAME)
             if p["checkpoint"]:
                 contract = read_checkpoint_contract(resolve_package_file(p["checkpoint"]))
                 goal = (contract.task_feature_names, contract.task_frame)
