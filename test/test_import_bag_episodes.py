@@ -193,6 +193,23 @@ def test_episode_events_give_episodes_success_and_modes(tmp_path, capsys):
     assert np.array_equal(dataset.episode(0)[1][0], np.float32(command_value(6)))
 
 
+def test_hold_after_success_keeps_the_time_at_the_goal_up_to_the_next_event(tmp_path, capsys):
+    """Episode 1 ends in SUCCESS at 0.61 s; the next RESET is at 0.81 s. Held 0.1 s: commands to 0.705 s
+    (five more); held 1 s: cut before the RESET (to 0.805 s). A TIMEOUT keeps no extra time."""
+    events = [event(110, 0, 1), event(610, 1, 1, "left"), event(810, 0, 2), event(1310, 2, 2), event(1510, 0, 3)]
+    messages = joint_states() + commands() + events
+    held, _ = imported(capsys, tmp_path / "a", messages, "--episode-events", "/warpd/episode_events",
+                       "--hold-after-success", "0.1")
+    long, _ = imported(capsys, tmp_path / "b", messages, "--episode-events", "/warpd/episode_events",
+                       "--hold-after-success", "1")
+    assert [r.length for r in held.episodes] == [30, 25, 23]  # success + 0.1 s; timeout as is; end of bag
+    assert [r.length for r in long.episodes] == [35, 25, 23]  # 0.125 .. 0.805: stops before the next RESET
+    assert held.episodes[0].success is True and held.episodes[0].metadata["end_ns"] == T0 + 705 * MS
+    status, _, err = warpd(capsys, "import-bag", write(tmp_path / "c", messages), "--out", tmp_path / "ds",
+                           "--hold-after-success", "0.3")
+    assert status == 2 and "--hold-after-success needs --episode-events" in err
+
+
 def test_bool_events_and_a_csv_labels_file(tmp_path, capsys):
     switch = [(t, "/recording", m(BOOL, data=on)) for t, on in ((100, True), (500, False), (1000, True))]
     labels = tmp_path / "labels.csv"

@@ -56,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="warpd_ros/msg/EpisodeEvent (RESET starts, SUCCESS/TIMEOUT end, with success and "
                                "mode) or std_msgs/msg/Bool (True starts, False stops): the episodes; without it, "
                                "pauses split them")
+    episodes.add_argument("--hold-after-success", type=positive_float, default=0.0, metavar="SECONDS",
+                          help="keep this long of each successful episode after its SUCCESS event (the robot "
+                               "staying at the goal: policies then learn to stop there; default 0, the episode "
+                               "ends at SUCCESS). Record it with warpd_sim's hold_after_success_s or by "
+                               "sending SUCCESS before the robot is stopped")
     episodes.add_argument("--split-gap", type=positive_float, default=0.5, metavar="SECONDS",
                           help="start a new episode when no command arrives for this long (default 0.5; these three "
                                "split only without --episode-events)")
@@ -126,7 +131,8 @@ def run(args) -> int:
         max_episode_seconds=args.max_episode_seconds, split_idle=args.split_idle, rate=args.rate,
         goal_topic=args.goal, frame=args.frame, goal_transform=args.goal_transform,
         goal_feature_names=args.goal_features, features_topic=args.features, feature_names=args.feature_names,
-        episode_events_topic=args.episode_events, success_rule=args.success_rule, robot_model=args.robot_model,
+        episode_events_topic=args.episode_events,
+        hold_after_success=args.hold_after_success, success_rule=args.success_rule, robot_model=args.robot_model,
         labels=args.labels)
     bag = import_bag(args.bag, options, progress=True)
     _check_frame(args.out, bag.task_frame)

@@ -73,6 +73,7 @@ class ImportOptions:
     features_topic: str | None = None
     feature_names: tuple[str, ...] | None = None
     episode_events_topic: str | None = None
+    hold_after_success: float = 0.0  # seconds of an episode kept after its SUCCESS event (staying at the goal)
     success_rule: tuple[str, float] | None = None  # (body or site, radius in m)
     robot_model: str | None = None  # MJCF/URDF path or task:<name>
     labels: str | None = None  # YAML or CSV: episode -> success[, mode]
@@ -90,6 +91,8 @@ class ImportOptions:
             raise WarpdError("--feature-names needs --features (the topic the features come from)")
         if self.goal_transform is not None and not self.goal_topic:
             raise WarpdError("--goal-transform needs --goal")
+        if self.hold_after_success and not self.episode_events_topic:
+            raise WarpdError("--hold-after-success needs --episode-events (the SUCCESS it counts from)")
         if self.goal_topic:
             goal_features(self.goal_feature_names, (0.0, 0.0, 0.0))  # only goal_x/y/z can come from a position
 
@@ -197,7 +200,7 @@ def _build(path, options, streams, topics, rule, labels) -> BagImport:
     goals = streams[options.goal_topic].finish(options, streams.get(TF_STATIC_TOPIC)) if options.goal_topic else None
     features = streams[options.features_topic].finish() if options.features_topic else None
     if options.episode_events_topic:
-        segments = streams[options.episode_events_topic].segments(cmd_t)
+        segments = streams[options.episode_events_topic].segments(cmd_t, options.hold_after_success)
         if not segments:
             raise WarpdError(f"no episode on {options.episode_events_topic} holds a command",
                              "episodes start at RESET (or Bool True) and end at SUCCESS/TIMEOUT (or False)")
@@ -621,8 +624,10 @@ class _Events:
     def add(self, t_ns: int, msg) -> None:
         self.items.append((t_ns, msg))
 
-    def segments(self, cmd_t: np.ndarray) -> list[tuple[np.ndarray, dict]]:
-        """(command row indices, outcome) per episode that holds a command."""
+    def segments(self, cmd_t: np.ndarray, hold_after_success: float = 0.0) -> list[tuple[np.ndarray, dict]]:
+        """(command row indices, outcome) per episode that holds a command. An episode ended by SUCCESS keeps
+        `hold_after_success` seconds after it (never past the next event): what the robot did at the goal,
+        so the policies learn to stay there rather than only to arrive."""
         spans, current = [], None
         for t, msg in self.items:
             if hasattr(msg, "event"):
@@ -646,8 +651,13 @@ class _Events:
                 current = None
         if current:
             spans.append((current[0], int(cmd_t[-1]), {**current[1], "ended_by": "end of bag"}))
+        hold_ns = int(hold_after_success * 1e9)
+        event_times = np.array(sorted(t for t, _ in self.items), dtype=np.int64)
         out = []
         for start, end, outcome in spans:
+            if hold_ns and outcome.get("ended_by") == "SUCCESS":
+                later = event_times[event_times > end]
+                end = min(end + hold_ns, int(later[0]) - 1) if len(later) else end + hold_ns
             rows = np.flatnonzero((cmd_t >= start) & (cmd_t <= end))
             if len(rows):
                 out.append((rows, outcome))
