@@ -74,6 +74,36 @@ def test_the_expert_solves_sim_episodes_through_ros(tmp_path):
     assert [e.episode for e in resets] == sorted(e.episode for e in resets)
 
 
+def test_with_hold_after_success_the_sim_keeps_stepping_and_the_expert_keeps_commanding(tmp_path):
+    """What config/record_sim.yaml records: after each SUCCESS the arm is driven at the goal for
+    hold_after_success_s before the reset_delay_s pause (import-bag --hold-after-success keeps that)."""
+    from warpd_ros.msg import EpisodeEvent
+
+    hold, pause = 0.5, 0.3
+    expert_log, sim_log = tmp_path / "expert.log", tmp_path / "sim.log"
+    expert = start_module("warpd_ros.nodes.expert", {"task": "reach_around", "after_success": "hold"},
+                          log_path=expert_log, unbuffered=True)
+    sim = start_module("warpd_ros.nodes.sim", {"hold_after_success_s": hold, "reset_delay_s": pause,
+                                               "tf_rate_hz": 0.0, "markers_rate_hz": 0.0},
+                       log_path=sim_log, unbuffered=True)
+    try:
+        with running(Watcher) as watcher:
+            received = {}  # event -> monotonic receive time, per episode
+
+            def note(msg):
+                received.setdefault((msg.episode, msg.event), time.monotonic())
+            watcher.node.create_subscription(EpisodeEvent, "warpd/episode_events", note, 50)
+            ok = watcher.spin_until(lambda: (2, EpisodeEvent.RESET) in received, 40)
+            assert ok, (sim_log.read_text(), expert_log.read_text())
+    finally:
+        stop_process(expert), stop_process(sim)
+    success, reset = received[(1, EpisodeEvent.SUCCESS)], received[(2, EpisodeEvent.RESET)]
+    assert reset - success >= 0.9 * (hold + pause), (reset - success, sim_log.read_text())
+    held = [t for t, _ in watcher.commands if success < t < success + 0.9 * hold]
+    assert len(held) >= 0.5 * 50 * hold, len(held)  # ~50 Hz of commands while the sim holds
+    assert "episode 1 (seed 1): SUCCESS" in sim_log.read_text()
+
+
 @pytest.mark.parametrize("args, message", [
     (["-p", "mode:=sideways"], "mode='sideways': one of near, far"),
     (["-p", "joint_names:=[a, b]"], "task 'reach_around' needs 3 distinct joints"),

@@ -16,7 +16,8 @@ on JOINT_COMMANDS at `rate_hz` (default: the task's control rate), or one per jo
 
 Episodes: on every EpisodeEvent RESET (EPISODE_EVENTS) a new expert is drawn for that episode, its mode
 from an rng seeded with seed + episode (or the `mode` parameter when set), so a run is reproducible from
-the sim's seeds and this seed. After SUCCESS or TIMEOUT no command is sent until the next RESET. Before
+the sim's seeds and this seed. After TIMEOUT, and after SUCCESS unless after_success is hold, no command
+is sent until the next RESET. Before
 the first RESET it drives the running episode with the expert of episode 0. Without a fresh joint state
 (state_timeout_s) or the task features it sends nothing: a driver then applies its own timeout (warpd_sim:
 zero velocity after command_timeout_s).
@@ -64,6 +65,9 @@ def task_params(spec) -> list[Param]:
               max=2**31 - 1, read_only=True),
         Param("mode", "", "The expert's mode in every episode (one of the task's modes, e.g. near, far); '' = drawn "
               "per episode. A change applies from the next episode."),
+        Param("after_success", "stop", "After a SUCCESS: stop (send nothing until the next RESET) or hold (keep "
+              "commanding, so a sim with hold_after_success_s records the robot staying at the goal).",
+              choices=("stop", "hold")),
         Param("state_timeout_s", 0.25, "Send nothing while the newest joint state is older than this (wall s).",
               min=0.01, max=10.0),
     ]
@@ -86,6 +90,7 @@ class ExpertNode(Node):
         self._seed = values["seed"]
         self._mode = values["mode"] or None
         self._state_timeout_s = values["state_timeout_s"]
+        self._after_success = values["after_success"]
         self._index = JointIndex(self.joint_names)
 
         self._state: tuple[np.ndarray, np.ndarray] | None = None
@@ -118,6 +123,7 @@ class ExpertNode(Node):
         if "mode" in changes:
             self._mode = changes["mode"] or None
         self._state_timeout_s = changes.get("state_timeout_s", self._state_timeout_s)
+        self._after_success = changes.get("after_success", self._after_success)
 
     # ---- inputs -------------------------------------------------------------------------------
     def _on_state(self, msg: JointState) -> None:
@@ -150,7 +156,7 @@ class ExpertNode(Node):
             self._active = True
             self.counts["episodes"] += 1
             self.get_logger().debug(f"episode {self._episode} (seed {msg.seed}): expert mode {self.expert.mode}")
-        elif msg.event in (EpisodeEvent.SUCCESS, EpisodeEvent.TIMEOUT):
+        elif msg.event == EpisodeEvent.TIMEOUT or (msg.event == EpisodeEvent.SUCCESS and self._after_success == "stop"):
             self._active = False
 
     def _draw_expert(self, episode: int):

@@ -46,10 +46,11 @@ How the loop runs:
   the previous one (as in-process evaluation plans at step 0; on a busy machine that policy otherwise
   ran for the planner's latency and pushed ~2 in 3 episodes round the far side). A fresh sim has no
   previous episode, so any running policy starts episode 0. `immediately` starts at once.
-- Episode end: SUCCESS or TIMEOUT (from the task's StepResult) is published, then the world
-  pauses for reset_delay_s of sim time (the last joint state is re-published every tick with a
-  fresh stamp so subscribers do not go stale; commands are not applied), then the next episode
-  starts with seed + k (EpisodeEvent RESET).
+- Episode end: SUCCESS or TIMEOUT (from the task's StepResult) is published; after a SUCCESS the
+  world keeps stepping for hold_after_success_s (0 by default; for recording demonstrations that
+  show staying at the goal), then it pauses for reset_delay_s of sim time (the last joint state is
+  re-published every tick with a fresh stamp so subscribers do not go stale; commands are not
+  applied), then the next episode starts with seed + k (EpisodeEvent RESET).
 - Stamps: sim time (also published on /clock) when publish_clock is true, else the node clock.
 """
 from __future__ import annotations
@@ -108,6 +109,9 @@ PARAMS = [
     Param("max_episodes", 0, "Stop stepping after this many finished episodes (0 = unlimited).", min=0, max=1_000_000),
     Param("reset_delay_s", 0.5, "Pause (sim seconds) after a success or timeout before the next episode.",
           min=0.0, max=5.0),
+    Param("hold_after_success_s", 0.0, "After a SUCCESS, keep stepping this many sim seconds (commands applied, "
+          "states published) before the reset_delay_s pause: recorded demonstrations then show the robot staying "
+          "at the goal (warpd import-bag --hold-after-success).", min=0.0, max=5.0),
     Param("command_timeout_s", 0.1, "Without a command for this long (wall seconds) the sim applies zeros.",
           min=0.005, max=1.0),
     Param("episode_start", "immediately", "When an episode's clock starts: immediately, or once a ControllerStatus "
@@ -131,6 +135,8 @@ class SimNode(Node):
         self._level = values["perturbation_level"]
         self._max_episodes = values["max_episodes"]
         self._reset_delay_s = values["reset_delay_s"]
+        self._hold_after_success_s = values["hold_after_success_s"]
+        self._holding_until_ns = 0
         self._command_timeout_s = values["command_timeout_s"]
         self._seed = values["seed"]
         self._publish_clock = values["publish_clock"]
@@ -198,6 +204,7 @@ class SimNode(Node):
                 self._make_timer()
         self._level = changes.get("perturbation_level", self._level)
         self._reset_delay_s = changes.get("reset_delay_s", self._reset_delay_s)
+        self._hold_after_success_s = changes.get("hold_after_success_s", self._hold_after_success_s)
         self._command_timeout_s = changes.get("command_timeout_s", self._command_timeout_s)
         self._tf_rate = changes.get("tf_rate_hz", self._tf_rate)
         self._markers_rate = changes.get("markers_rate_hz", self._markers_rate)
@@ -278,7 +285,10 @@ class SimNode(Node):
             return
         self._publish_observation(result.obs, seen)
         self._note_path_point()
-        if result.done:
+        if self._phase == "holding":  # the episode has ended; only the time at the goal is left
+            if self._sim_ns >= self._holding_until_ns:
+                self._next_after_episode()
+        elif result.done:
             self._end_episode(EpisodeEvent.SUCCESS if result.success else EpisodeEvent.TIMEOUT)
 
     def _apply_manual_pushes(self, step: int) -> None:
@@ -331,6 +341,14 @@ class SimNode(Node):
             f"after {episode_time:.2f} s, mode {mode or '-'}, distance {self.task.distance():.3f}; "
             f"{self._successes}/{self._ended} successful ({100.0 * self._successes / self._ended:.0f}%), "
             f"real-time factor {episode_time / wall:.2f}")
+        if success and self._hold_after_success_s > 0:
+            self._phase = "holding"
+            self._holding_until_ns = self._sim_ns + int(self._hold_after_success_s * 1e9)
+        else:
+            self._next_after_episode()
+
+    def _next_after_episode(self) -> None:
+        """Finish, or pause before (or go straight to) the next episode."""
         if self._limit_reached():
             self._finish()
         elif self._reset_delay_s <= 0:

@@ -142,12 +142,16 @@ class _EventCounter:
         return node
 
 
+HOLD_AFTER_SUCCESS_S = 0.32  # config/record_sim.yaml's hold_after_success_s: the time at the goal to keep
+
+
 def import_recording(robot: Robot, bag: Path, dataset: Path, rate_hz: float = 50.0) -> str:
-    """`warpd import-bag` with the goal, episode events and interface of the recording; its output."""
+    """`warpd import-bag` with the goal, episode events and interface of the recording, and the time the
+    expert held the goal after each SUCCESS; its output."""
     goal = ["--goal", "/warpd/goal_pose", "--goal-features", robot.goal_features] if robot.goal else []
     proc = warpd("import-bag", bag, "--out", dataset, "--command-interface", robot.interface,
                  "--joints", ",".join(robot.joints), *goal, "--episode-events", "/warpd/episode_events",
-                 "--rate", rate_hz)
+                 "--hold-after-success", HOLD_AFTER_SUCCESS_S, "--rate", rate_hz)
     if proc.returncode != 0:
         raise AssertionError(f"import-bag failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
