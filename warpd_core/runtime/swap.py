@@ -210,6 +210,41 @@ class PolicySlot:
         self.state = SlotState()
 
 
+REASON_EPISODE_ENDED = "episode ended"
+REASON_EPISODE_POLICY = "no policy planned for this episode yet"
+
+
+class EpisodeGate:
+    """HOLD between episodes: from an episode's end (SUCCESS/TIMEOUT) until the active policy is one
+    stamped at or after the next episode's RESET.
+
+    Without it a robot runs the last episode's policy, planned for where that episode ended, while
+    an operator puts it back at a start posture and until the planner's first plan for the new
+    episode arrives: motion nobody asked for, and a start that is no longer the one planned from.
+    """
+
+    def __init__(self):
+        self._ended = False
+        self._reset_ns: int | None = None  # set by a RESET until a policy stamped at or after it is active
+
+    def end(self) -> None:
+        self._ended, self._reset_ns = True, None
+
+    def reset(self, stamp_ns: int) -> None:
+        self._ended, self._reset_ns = False, stamp_ns
+
+    def hold_reason(self, active: ActivePolicy | None) -> str | None:
+        """Why this tick must HOLD for the episode's sake, or None (the gate is open from then on)."""
+        if self._ended:
+            return REASON_EPISODE_ENDED
+        if self._reset_ns is None:
+            return None
+        if active is not None and active.stamp_ns >= self._reset_ns:
+            self._reset_ns = None
+            return None
+        return REASON_EPISODE_POLICY
+
+
 def state_time_ns(arrival_ns: int, stamp_ns: int, use_stamp: bool = True) -> int:
     """The time a joint state describes, for judging whether it is fresh.
 

@@ -40,6 +40,8 @@ Modes and swaps are decided in warpd_core/runtime/swap.py, and each tick's comma
   while the inputs are good (the HOLD is about the policy) and for at most stale_timeout_s after
   it was computed, then zeros. A velocity is motion, not a hold: stale or invalid joint states
   give zeros at once, so the robot never moves blind longer than the controller trusts its inputs.
+- Episodes (hold_between_episodes, on in config/hil.yaml): HOLD from an EpisodeEvent SUCCESS or
+  TIMEOUT until a policy stamped at or after the next RESET is active (warpd_core EpisodeGate).
 - A non-finite action is never published: that tick publishes the hold command and is counted.
 - Command limits (warpd_core/runtime/command_limits.py) come after the policy and the action_limit
   clip: velocity, position (stop at the limit, brake in time) and rate (acceleration) limits per
@@ -73,7 +75,8 @@ from warpd_core.runtime.command_pipeline import POSITION, VELOCITY
 from warpd_core.runtime.command_pipeline import REASON_NO_POLICY, CommandPipeline, Mode, inputs_ok
 from warpd_core.runtime.compute_budget import REASON_COMPUTE, ComputeBudget, measure_budget
 from warpd_core.runtime.signing import PolicyVerifier, load_key
-from warpd_core.runtime.swap import ActivePolicy, ControllerSpec, LoopTimer, PolicySlot, decide_mode, state_time_ns
+from warpd_core.runtime.swap import (ActivePolicy, ControllerSpec, EpisodeGate, LoopTimer, PolicySlot, decide_mode,
+                                    state_time_ns)
 from warpd_ros.params import Param, declare_parameters
 from warpd_ros.realtime import apply_realtime
 from warpd_ros.ros_env import require_ros, resolve_package_file, run_node
@@ -96,10 +99,11 @@ from std_srvs.srv import Trigger  # noqa: E402
 from warpd_ros import topics  # noqa: E402
 from warpd_ros.admission import admit_policy  # noqa: E402
 from warpd_ros.conversions import (JointIndex, JointStateError, default_goal_features, float64_array_msg,  # noqa: E402
-                                   goal_pose_features, ns_to_stamp)
+                                   goal_pose_features, ns_to_stamp, stamp_to_ns)
 from warpd_ros.modes import mode_from_status, status_code  # noqa: E402
-from warpd_ros.msg import ControllerStatus, PolicyWeights  # noqa: E402
-from warpd_ros.qos import COMMAND_QOS, GOAL_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS, policy_swap_qos  # noqa: E402
+from warpd_ros.msg import ControllerStatus, EpisodeEvent, PolicyWeights  # noqa: E402
+from warpd_ros.qos import (COMMAND_QOS, EVENTS_QOS, GOAL_QOS, SENSOR_QOS, STATUS_QOS, TASK_FEATURES_QOS,  # noqa: E402
+                           policy_swap_qos)
 
 NODE_NAME = "warpd_controller"
 SWAP_SLACK_NS = 500_000  # handle a PolicyWeights at once only if the next tick is further away than this
@@ -136,6 +140,10 @@ PARAMS = [
     Param("check_state_stamps", True,
           "Judge joint-state age by header.stamp too, so late-delivered or replayed states HOLD. Needs the "
           "driver's clock synchronised with this node's (the same /clock under use_sim_time); false: arrival only."),
+    Param("hold_between_episodes", False, "HOLD from an episode's end (EpisodeEvent SUCCESS/TIMEOUT) until a policy "
+          "stamped at or after the next RESET is active: the robot never runs the last episode's policy while it is "
+          "put back at a start posture, nor before the planner has planned for the new episode "
+          "(config/hil.yaml: true).", read_only=True),
     Param("hold_mode", "zero_velocity",
           "Command published in HOLD: zeros; or the last policy command for at most stale_timeout_s when the "
           "HOLD is about the policy (none/expired), zeros when joint states are stale or invalid. Velocity "
@@ -281,6 +289,7 @@ class ControllerNode(LifecycleNode):
         self._published = None  # the last command sent (a HOLD sends zeros first)
         self._last_command_ns: int | None = None
         self._hold_position: np.ndarray | None = None  # position interface: latched when a HOLD begins
+        self._episode_gate: EpisodeGate | None = None  # with hold_between_episodes (configure)
         self._loop = LoopTimer(self._control_rate_hz)
 
     # ------------------------------------------------------------------ lifecycle
@@ -335,6 +344,10 @@ class ControllerNode(LifecycleNode):
             self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self._on_policy_bytes, policy_swap_qos(),
                                      raw=True),
         ]
+        if p["hold_between_episodes"]:
+            self._episode_gate = EpisodeGate()
+            self._inputs.append(self.create_subscription(EpisodeEvent, topics.EPISODE_EVENTS, self._on_episode_event,
+                                                         EVENTS_QOS))
         if spec.n_task_features:  # a policy without task features needs none (and a stray goal must not HOLD it)
             self._inputs += [
                 self.create_subscription(Float64MultiArray, topics.TASK_FEATURES, self._on_task_features,
@@ -564,6 +577,12 @@ class ControllerNode(LifecycleNode):
             self._joint_error = None
         self._update_obs()
 
+    def _on_episode_event(self, msg: EpisodeEvent) -> None:
+        if msg.event == EpisodeEvent.RESET:
+            self._episode_gate.reset(stamp_to_ns(msg.header.stamp))
+        elif msg.event in (EpisodeEvent.SUCCESS, EpisodeEvent.TIMEOUT):
+            self._episode_gate.end()
+
     def _on_goal(self, msg: PoseStamped) -> None:
         """A goal pose, as task features (goal_x, goal_y[, goal_z] in the trained frame); a goal that cannot be
         used is warned about and leaves the current features as they are."""
@@ -684,6 +703,10 @@ class ControllerNode(LifecycleNode):
         state = self._slot.state  # one read: a consistent (active, shadow) pair for this tick
         mode, reason = decide_mode(now, state.active, self._last_state_ns, self._input_error,
                                    self._stale_timeout_s, state.shadow)
+        if mode != Mode.HOLD and self._episode_gate is not None:
+            between = self._episode_gate.hold_reason(state.active)
+            if between:
+                mode, reason = Mode.HOLD, between
         action = None
         if mode != Mode.HOLD:
             obs = self._obs
