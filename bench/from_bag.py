@@ -156,7 +156,7 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--tasks", type=name_list, default=("panda_reach_around", "panda_reach_around_position"),
                         help="robots to run (default panda_reach_around,panda_reach_around_position; reach_around too)")
-    parser.add_argument("--episodes", type=int, default=120, help="expert episodes to record per robot (120)")
+    parser.add_argument("--episodes", type=int, default=500, help="expert episodes to record per robot (500)")
     parser.add_argument("--eval-episodes", type=int, default=50, help="deployment episodes per robot (50)")
     parser.add_argument("--steps", type=int, nargs=2, metavar=("STAGE1", "STAGE2"),
                         help="training steps per stage instead of the config's")
