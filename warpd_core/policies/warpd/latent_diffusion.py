@@ -54,8 +54,9 @@ def sampling_scheduler(config: DiffusionConfig, sampler: str | None = None):
     base = training_scheduler(config).config
     if sampler == "ddim":
         return DDIMScheduler.from_config(base)
-    if sampler == "dpm":
-        return DPMSolverMultistepScheduler.from_config(base, algorithm_type="dpmsolver++")
+    if sampler == "dpm":  # "leading" spacing starts where DDIM does (t=90 of 100), not at t=99 where the
+        # squaredcos schedule leaves alpha_bar 2.4e-7 and DPM-Solver++'s x0 estimate (divided by its root) explodes
+        return DPMSolverMultistepScheduler.from_config(base, algorithm_type="dpmsolver++", timestep_spacing="leading")
     raise WarpdError(f"unknown sampler {sampler!r}", f"use one of {', '.join(SAMPLERS)}")
 
 

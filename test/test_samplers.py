@@ -1,0 +1,75 @@
+"""Every sampler the planner offers draws from the same distribution as 10-step DDIM, on the shipped
+reach_around checkpoint: latent statistics (4 start states x 256 draws, same noise) and, in closed loop,
+success and mode shares on the same 48 unseen seeds.
+
+Tolerances: the spread of the latents within 10%, their mean within 0.1 of their spread (dpm measured
+1.006 and 0.016); mode shares within 15 points, as the benchmarks hold the graph to. `sampler: dpm` once
+started at t=99 of 100 training steps, where this schedule leaves 2.4e-7 of the signal, and its latents
+came out 10^3-10^5 times too large: these are the tests that would have said so."""
+import numpy as np
+import pytest
+import torch
+
+from warpd_core.eval.runner import run_episode
+from warpd_core.policies.warpd.checkpoint import load_checkpoint
+from warpd_core.policies.warpd.latent_diffusion import SAMPLERS, sample_latents, sampling_scheduler
+from warpd_core.policies.warpd.planner import PlannerFactory
+from warpd_core.tasks import make_task
+
+from conftest import REPO
+
+CHECKPOINT = REPO / "checkpoints" / "reach_around" / "checkpoint.safetensors"
+TASK = "reach_around"
+DRAWS, STATES, EPISODES = 256, 4, 48
+SEED0 = 5000  # unseen: training collected seeds from 0
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return load_checkpoint(CHECKPOINT, "cpu").eval()
+
+
+def latents(model, sampler: str, steps: int) -> torch.Tensor:
+    """(STATES, DRAWS, latent_dim) in the denoiser's unit scale, the same noise for every sampler."""
+    env = make_task(TASK)
+    out = []
+    for seed in range(STATES):
+        state = model.normalize_obs(torch.as_tensor(env.reset(SEED0 + seed), dtype=torch.float32)).repeat(DRAWS, 1)
+        task = torch.full((DRAWS,), model.task_id(TASK), dtype=torch.long)
+        out.append(sample_latents(model.denoiser, state, task, steps, 1.0, sampler, torch.Generator().manual_seed(seed)))
+    return torch.stack(out)
+
+
+def test_every_sampler_starts_where_the_schedule_still_has_signal(model):
+    alphas = torch.as_tensor(sampling_scheduler(model.config.diffusion, "ddim").alphas_cumprod)
+    for sampler in SAMPLERS:
+        scheduler = sampling_scheduler(model.config.diffusion, sampler)
+        scheduler.set_timesteps(model.config.diffusion.sample_steps)
+        first = int(scheduler.timesteps[0])
+        assert alphas[first] > 1e-3, f"{sampler} starts at t={first}, where alpha_bar is {alphas[first]:.1e}"
+
+
+@pytest.mark.parametrize("sampler", [s for s in SAMPLERS if s != "ddim"])
+def test_sampler_latents_match_ten_step_ddim(model, sampler):
+    steps = model.config.diffusion.sample_steps
+    reference, drawn = latents(model, "ddim", 10), latents(model, sampler, steps)
+    spread = reference.std(dim=1)
+    ratio = (drawn.std(dim=1) / spread).mean().item()
+    shift = ((drawn.mean(dim=1) - reference.mean(dim=1)).abs() / spread).mean().item()
+    assert np.isfinite(ratio) and 0.9 <= ratio <= 1.1, f"{sampler}: spread {ratio:.3g} x DDIM's"
+    assert shift <= 0.1, f"{sampler}: mean moved by {shift:.3g} of the spread"
+
+
+@pytest.mark.parametrize("sampler", [s for s in SAMPLERS if s != "ddim"])
+def test_sampler_keeps_success_and_mode_shares_in_closed_loop(sampler):
+    env = make_task(TASK)
+
+    def outcomes(name):
+        factory = PlannerFactory(CHECKPOINT, TASK, sampler=name)
+        results = [run_episode(env, factory, SEED0 + k, replan_every=16)[0] for k in range(EPISODES)]
+        wins = [r for r in results if r.success]
+        return len(wins), sum(r.mode == "far" for r in wins) / max(len(wins), 1)
+    (ddim_wins, ddim_far), (wins, far) = outcomes("ddim"), outcomes(sampler)
+    assert wins >= ddim_wins - 2, f"{sampler}: {wins}/{EPISODES} successes against DDIM's {ddim_wins}"
+    assert abs(far - ddim_far) <= 0.15, f"{sampler}: far share {far:.0%} against DDIM's {ddim_far:.0%}"
