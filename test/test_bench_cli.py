@@ -5,6 +5,8 @@ from conftest import REPO
 from warpd_ros.cli import main as warpd
 from warpd_ros.testing.benchmarks_md import HEADER, update_section
 
+pytestmark = pytest.mark.once  # the bench command line: no ROS node involved
+
 NOT_BENCHMARKS = {"__init__", "__main__", "report"}
 
 

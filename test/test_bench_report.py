@@ -1,7 +1,10 @@
 """The conversion benchmark writes its own section of a BENCHMARKS file and leaves others alone."""
 
+import pytest
 from conftest import run_module
 from warpd_ros.testing.benchmarks_md import update_section
+
+pytestmark = pytest.mark.once  # BENCHMARKS.md sections: text, no ROS
 
 
 def test_update_section_replaces_only_its_own_block(tmp_path):

@@ -15,6 +15,8 @@ from warpd_core.data import Dataset
 from warpd_core.tasks import make_task
 from warpd_ros.cli import main as warpd_main
 
+pytestmark = pytest.mark.once  # warpd collect: data collection, no ROS node involved
+
 EPISODES = 40
 SEED = 7
 

@@ -7,6 +7,8 @@ import pytest
 from warpd_core.eval.sweep import COLUMNS, wilson_interval
 from warpd_ros.cli import main as warpd
 
+pytestmark = pytest.mark.once  # the warpd eval/sweep command line: no ROS node involved
+
 CHECKPOINT = "checkpoints/reach_around/checkpoint.safetensors"
 SWEEP = ["eval", "--methods", "expert,warpd", "--levels", "0,1", "--horizons", "16,64", "--seeds", "10000-10001",
          "--workers", "2", "--quiet"]

@@ -19,6 +19,8 @@ from warpd_ros.hil_check.analysis import (Commands, JointStates, Policy, Samples
 from warpd_ros.hil_check.report import FAIL, PASS, judge
 from warpd_ros.hil_check.thresholds import THRESHOLDS, load_thresholds
 
+pytestmark = pytest.mark.once  # hil-check's analysis of recorded samples: no ROS node involved
+
 S = 1_000_000_000
 MS = 1_000_000
 JOINTS = ["shoulder", "elbow"]

@@ -7,6 +7,8 @@ import pytest
 from warpd_core.data import DatasetInfo, DatasetWriter, EpisodeRecord
 from warpd_ros.cli import main as warpd_main
 
+pytestmark = pytest.mark.once  # plots of datasets: no ROS node involved
+
 
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
