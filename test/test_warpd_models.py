@@ -50,8 +50,12 @@ def linear_system_windows(n=512, seed=0):
     return torch.stack(states, 1), torch.stack(actions, 1), torch.stack(nexts, 1)
 
 
-def test_stage1_shapes():
-    stage1 = Stage1(OBS, ACT, tiny_config())
+DECODERS = {"chunked": {}, "low_rank": {"kind": "low_rank", "rank": 8, "hidden": [32]}}
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_stage1_shapes(decoder):
+    stage1 = Stage1(OBS, ACT, tiny_config(hypernet=DECODERS[decoder]))
     states, actions, nexts = linear_system_windows(8)
     mean, log_var = stage1.encoder(states, actions)
     assert mean.shape == log_var.shape == (8, 6)
@@ -62,9 +66,10 @@ def test_stage1_shapes():
     assert set(losses) == {"total", "bc", "tf", "ro", "kl"} and all(v.shape == () for v in losses.values())
 
 
-def test_every_loss_term_decreases_on_a_tiny_problem():
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_every_loss_term_decreases_on_a_tiny_problem(decoder):
     torch.manual_seed(0)
-    stage1 = Stage1(OBS, ACT, tiny_config(loss={"ro": 1.0, "beta_kl": 1e-3}))
+    stage1 = Stage1(OBS, ACT, tiny_config(loss={"ro": 1.0, "beta_kl": 1e-3}, hypernet=DECODERS[decoder]))
     data = linear_system_windows()
     optimizer = torch.optim.Adam(stage1.parameters(), lr=3e-3)
     initial = copy.deepcopy(stage1).eval()
@@ -92,8 +97,9 @@ def test_rollout_loss_trains_the_policy_not_the_world_model():
     assert any(p.grad is not None and p.grad.any() for p in stage1.hypernet.parameters())
 
 
-def test_decoded_policy_in_numpy_equals_the_torch_hypernetwork():
-    model = tiny_model()
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_decoded_policy_in_numpy_equals_the_torch_hypernetwork(decoder):
+    model = tiny_model(tiny_config(hypernet=DECODERS[decoder]))
     obs = torch.randn(64, OBS) * 2 + 1
     for row in range(3):
         z = torch.randn(1, 6)
@@ -121,8 +127,9 @@ def test_planner_generates_valid_numbered_policies():
         Planner(tiny_model(), "other")
 
 
-def test_checkpoint_round_trip(tmp_path):
-    model = tiny_model()
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_checkpoint_round_trip(tmp_path, decoder):
+    model = tiny_model(tiny_config(hypernet=DECODERS[decoder]))
     path = save_checkpoint(model, tmp_path / "c.safetensors")
     loaded = load_checkpoint(path)
     for key, value in model.state_dict().items():
@@ -131,6 +138,43 @@ def test_checkpoint_round_trip(tmp_path):
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     obs = torch.randn(3, OBS)
     assert torch.equal(model.generate(obs, "t", generator=g1)[0], loaded.generate(obs, "t", generator=g2)[0])
+
+
+def test_low_rank_decode_costs_a_fraction_of_the_chunked_one():
+    """The low-rank decoder runs its trunk once; the chunked one once per chunk of weights."""
+    from warpd_core.eval.flops import count_flops
+
+    z = torch.zeros(1, 6)
+    chunked = Stage1(OBS, ACT, tiny_config()).hypernet
+    low_rank = Stage1(OBS, ACT, tiny_config(hypernet=DECODERS["low_rank"])).hypernet
+    n = chunked.n_params
+    assert count_flops(low_rank, z) == 2 * (6 * 32 + 32 * 8) + 2 * 8 * n  # trunk 6 -> 32 -> 8, then U (8 x n)
+    assert count_flops(chunked, z) == chunked.n_chunks * 2 * ((6 + 8) * 32 + 32 * 64)
+
+
+def test_sampling_reuses_the_condition_and_equals_the_full_denoiser():
+    """The per-plan path (condition once, cached time features) predicts exactly what forward() does, and
+    the time cache follows a change of the weights."""
+    model = tiny_model()
+    denoiser = model.denoiser
+    z, state, task = torch.randn(3, 6), torch.randn(3, OBS), torch.zeros(3, dtype=torch.long)
+    t = torch.tensor(7)
+    with torch.no_grad():
+        full = denoiser(z, t.expand(3), state, task)
+        fast = denoiser.denoise(z, denoiser.condition(state, task) + denoiser.time_features(t))
+        torch.testing.assert_close(fast, full)
+        denoiser.time_mlp[0].weight.add_(0.5)
+        changed = denoiser(z, t.expand(3), state, task)
+        fast = denoiser.denoise(z, denoiser.condition(state, task) + denoiser.time_features(t))
+        torch.testing.assert_close(fast, changed)
+        assert not torch.allclose(changed, full)
+
+
+def test_unknown_decoder_or_sampler_fails_at_load():
+    with pytest.raises(WarpdError, match="hypernet.kind is 'dense'"):
+        tiny_config(hypernet={"kind": "dense"})
+    with pytest.raises(WarpdError, match="diffusion.sampler is 'euler'"):
+        tiny_config(diffusion={"sampler": "euler"})
 
 
 def test_truncated_checkpoint_is_refused(tmp_path):

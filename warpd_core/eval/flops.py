@@ -10,7 +10,7 @@ every method.
 What is counted, per method:
 - WARPD planner call: `WarpdModel.generate` for one state (every denoising step of the latent
   diffusion + the hypernetwork decode of every policy weight). Control step: the generated MLP's
-  forward, traced on its torch twin (`ChunkedHypernetwork.policy_forward`); `mlp_matmul_flops`
+  forward, traced on its torch twin (`Hypernetwork.policy_forward`); `mlp_matmul_flops`
   gives the same number from the architecture alone, and `MLPPolicy.flops_per_action` the count
   that also includes bias adds and (de)normalisation.
 - Diffusion Policy planner call: `DPModel.predict_chunk` for one observation history (every DDIM

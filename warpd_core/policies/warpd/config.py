@@ -29,11 +29,14 @@ class PolicyConfig:
 
 @dataclass
 class HypernetConfig:
-    """Chunked hypernetwork: one shared generator maps (z, chunk embedding) to a chunk of weights."""
+    """The decoder z -> policy weights (hypernet.py): `chunked`, one shared generator maps (z, chunk
+    embedding) to each chunk of weights; or `low_rank`, base + U g(z) with g a trunk to `rank` features."""
 
-    chunk_size: int = 256
-    chunk_embedding_dim: int = 32
-    hidden: tuple[int, ...] = (256, 256)
+    kind: str = "chunked"  # chunked | low_rank
+    chunk_size: int = 256  # chunked only
+    chunk_embedding_dim: int = 32  # chunked only
+    rank: int = 32  # low_rank only: directions in weight space a latent can move the policy along
+    hidden: tuple[int, ...] = (256, 256)  # the generator's (chunked) or the trunk's (low_rank) hidden layers
     init_scale: float = 0.1  # generated deltas start this small relative to the shared base policy
 
 
@@ -104,3 +107,16 @@ class TrainConfig(RunConfig):
     stage1: Stage1Config = field(default_factory=Stage1Config)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     stage2: Stage2Config = field(default_factory=Stage2Config)
+
+    def validate(self, where: str) -> None:
+        """Choices fail at load time, not after stage 1 has trained for half an hour."""
+        from warpd_core.errors import WarpdError
+        from warpd_core.policies.warpd.hypernet import HYPERNET_KINDS
+        from warpd_core.policies.warpd.latent_diffusion import SAMPLERS
+
+        super().validate(where)
+        for key, value, choices in (("hypernet.kind", self.hypernet.kind, HYPERNET_KINDS),
+                                    ("diffusion.sampler", self.diffusion.sampler, SAMPLERS)):
+            if value not in choices:
+                raise WarpdError(f"{where}: {key} is {value!r}", f"use one of {', '.join(choices)}")
+

@@ -19,6 +19,13 @@ SAMPLERS = ("ddim", "dpm")
 
 
 class LatentDenoiser(nn.Module):
+    """eps(z_t, t | state, task) = output(blocks(W_z z_t + c(state, task) + tau(t))).
+
+    Only W_z z_t and the blocks depend on the step: the condition c (state embedding, or the learned
+    null state, plus the task's share of the input layer) is computed once per plan, and tau(t) once
+    per timestep and cached while the weights are unchanged, so a sampling step costs the blocks alone.
+    """
+
     def __init__(self, latent_dim: int, obs_dim: int, n_tasks: int, config: DiffusionConfig):
         super().__init__()
         self.config, self.latent_dim = config, latent_dim
@@ -27,18 +34,42 @@ class LatentDenoiser(nn.Module):
         self.task_embedding = nn.Embedding(max(n_tasks, 1), config.task_embedding_dim)
         self.time_mlp = nn.Sequential(nn.Linear(config.time_embedding_dim, config.hidden), nn.SiLU())
         width = latent_dim + config.task_embedding_dim
-        self.input = nn.Linear(width, config.hidden)
+        self.input = nn.Linear(width, config.hidden)  # over [z_t, task embedding]
         self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(config.hidden, config.hidden))
                                     for _ in range(config.layers))
         self.output = nn.Sequential(nn.SiLU(), nn.Linear(config.hidden, latent_dim))
+        self._time_cache: dict = {}
 
     def forward(self, z_t, t, state, task_id, drop_state=None) -> torch.Tensor:
-        """Predict the noise in z_t. `drop_state` (B,) bool replaces the state by the null embedding."""
+        """Predict the noise in z_t (B, latent) at timesteps t (B,). `drop_state` (B,) bool replaces the
+        state by the null embedding (classifier-free guidance training)."""
+        time = self.time_mlp(sinusoidal_embedding(t, self.config.time_embedding_dim))  # (B, hidden)
+        return self.denoise(z_t, self.condition(state, task_id, drop_state) + time)
+
+    def condition(self, state, task_id, drop_state=None) -> torch.Tensor:
+        """State (B, obs), task ids (B,) -> c (B, hidden): everything but z_t and t, once per plan."""
         cond = self.state_embedding(state)
         if drop_state is not None:
             cond = torch.where(drop_state[:, None], self.null_state.expand_as(cond), cond)
-        h = self.input(torch.cat([z_t, self.task_embedding(task_id)], dim=-1))
-        h = h + cond + self.time_mlp(sinusoidal_embedding(t, self.config.time_embedding_dim))
+        w_task = self.input.weight[:, self.latent_dim:]  # the task embedding's columns of the input layer
+        return cond + nn.functional.linear(self.task_embedding(task_id), w_task, self.input.bias)
+
+    def time_features(self, t: torch.Tensor) -> torch.Tensor:
+        """tau(t) (hidden,) for one timestep; cached at sampling time (no grad) until a weight changes."""
+        if torch.is_grad_enabled():
+            return self.time_mlp(sinusoidal_embedding(t.reshape(1), self.config.time_embedding_dim))[0]
+        key = (int(t), self.time_mlp[0].weight._version, self.time_mlp[0].bias._version,
+               self.time_mlp[0].weight.data_ptr())
+        if key not in self._time_cache:
+            if len(self._time_cache) > 4096:
+                self._time_cache.clear()
+            self._time_cache[key] = self.time_mlp(sinusoidal_embedding(t.reshape(1),
+                                                                       self.config.time_embedding_dim))[0]
+        return self._time_cache[key]
+
+    def denoise(self, z_t, condition) -> torch.Tensor:
+        """z_t (B, latent) and condition + tau(t) (B, hidden) -> predicted noise (B, latent)."""
+        h = nn.functional.linear(z_t, self.input.weight[:, : self.latent_dim]) + condition
         for block in self.blocks:
             h = h + block(h)
         return self.output(h)
@@ -77,12 +108,15 @@ def sample_latents(denoiser: LatentDenoiser, state, task_id, steps: int, guidanc
     scheduler.set_timesteps(steps, device=state.device)
     z = torch.randn(state.shape[0], denoiser.latent_dim, generator=generator, device=state.device)
     guided = guidance_scale != 1.0
-    drop = torch.ones(state.shape[0], dtype=torch.bool, device=state.device) if guided else None
+    conditioned = denoiser.condition(state, task_id)  # (B, hidden), once per plan
+    if guided:
+        drop = torch.ones(state.shape[0], dtype=torch.bool, device=state.device)
+        unconditioned = denoiser.condition(state, task_id, drop)
     for t in scheduler.timesteps:
-        tt = t.expand(state.shape[0]).to(state.device)
-        eps = denoiser(z, tt, state, task_id)
+        time = denoiser.time_features(t)  # (hidden,)
+        eps = denoiser.denoise(z, conditioned + time)
         if guided:
-            eps_uncond = denoiser(z, tt, state, task_id, drop)
+            eps_uncond = denoiser.denoise(z, unconditioned + time)
             eps = eps_uncond + guidance_scale * (eps - eps_uncond)
         z = scheduler.step(eps, t, z).prev_sample
     return z

@@ -18,7 +18,7 @@ from torch.func import functional_call
 
 from warpd_core.policies.warpd.config import TrainConfig
 from warpd_core.policies.warpd.encoder import TrajectoryEncoder
-from warpd_core.policies.warpd.hypernet import ChunkedHypernetwork
+from warpd_core.policies.warpd.hypernet import make_hypernetwork
 from warpd_core.policies.warpd.world_model import WorldModel
 
 LOSS_NAMES = ("bc", "tf", "ro", "kl")
@@ -40,8 +40,8 @@ class Stage1(nn.Module):
         super().__init__()
         self.config, self.horizon = config, config.data.horizon
         self.encoder = TrajectoryEncoder(obs_dim, action_dim, self.horizon, config.encoder)
-        self.hypernet = ChunkedHypernetwork(obs_dim, action_dim, config.encoder.latent_dim, config.policy,
-                                            config.hypernet)
+        self.hypernet = make_hypernetwork(obs_dim, action_dim, config.encoder.latent_dim, config.policy,
+                                          config.hypernet)
         self.world_model = WorldModel(obs_dim, action_dim, config.world_model)
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor, next_states: torch.Tensor) -> dict:
