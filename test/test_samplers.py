@@ -12,7 +12,8 @@ import torch
 
 from warpd_core.eval.runner import run_episode
 from warpd_core.policies.warpd.checkpoint import load_checkpoint
-from warpd_core.policies.warpd.latent_diffusion import SAMPLERS, sample_latents, sampling_scheduler
+from warpd_core.policies.warpd.config import DiffusionConfig
+from warpd_core.policies.warpd.latent_diffusion import SAMPLERS, sample_latents, sampler_plan, sampling_scheduler
 from warpd_core.policies.warpd.planner import PlannerFactory
 from warpd_core.tasks import make_task
 
@@ -39,6 +40,30 @@ def latents(model, sampler: str, steps: int) -> torch.Tensor:
         task = torch.full((DRAWS,), model.task_id(TASK), dtype=torch.long)
         out.append(sample_latents(model.denoiser, state, task, steps, 1.0, sampler, torch.Generator().manual_seed(seed)))
     return torch.stack(out)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("steps", [1, 2, 4, 10])
+def test_unrolled_sampler_equals_the_diffusers_loop(sampler, steps):
+    """The planner's unrolled coefficients reproduce diffusers' own step loop for a nonlinear denoiser."""
+    config = DiffusionConfig()
+    weights = torch.randn(16, 16, generator=torch.Generator().manual_seed(1)) * 0.3
+
+    def eps_of(z):
+        return torch.tanh(z @ weights) + 0.1 * z
+    z0 = torch.randn(5, 16, generator=torch.Generator().manual_seed(2))
+    scheduler = sampling_scheduler(config, sampler)
+    scheduler.set_timesteps(steps)
+    z = z0
+    for t in scheduler.timesteps:
+        z = scheduler.step(eps_of(z), t, z).prev_sample
+    plan = sampler_plan(config, sampler, steps)
+    assert plan.timesteps == tuple(int(t) for t in scheduler.timesteps)
+    unrolled, history = z0, [z0]
+    for row in plan.coefficients:
+        history.append(eps_of(unrolled))
+        unrolled = sum(c * v for c, v in zip(row, history))
+    torch.testing.assert_close(unrolled, z, rtol=1e-5, atol=1e-5)
 
 
 def test_every_sampler_starts_where_the_schedule_still_has_signal(model):

@@ -7,6 +7,9 @@ random during training, so classifier-free guidance is available at sampling tim
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
+
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import nn
@@ -100,23 +103,60 @@ def diffusion_loss(denoiser, scheduler: DDPMScheduler, z0, state, task_id, cond_
     return ((pred - noise) ** 2).mean()
 
 
+@dataclass(frozen=True)
+class SamplerPlan:
+    """A deterministic diffusers sampler unrolled for a fixed number of steps.
+
+    DDIM (eta 0) and DPM-Solver++ (no thresholding) update the latent linearly in the starting noise
+    and the noise predictions so far: z_{i+1} = c[i][0] z_0 + sum_k c[i][k+1] eps_k. Running the
+    scheduler's own `step` once on basis vectors yields those coefficients exactly; sampling then
+    costs two or three tiny tensor ops per step instead of diffusers' per-call bookkeeping (~0.25 ms
+    per step on this CPU, more than the denoiser itself).
+    """
+
+    timesteps: tuple[int, ...]
+    coefficients: tuple[tuple[float, ...], ...]  # row i: over (z_0, eps_0, ..., eps_i)
+
+
+def sampler_plan(config: DiffusionConfig, sampler: str, steps: int) -> SamplerPlan:
+    """The SamplerPlan of `sampler` in `steps` steps under this config's noise schedule (cached)."""
+    return _sampler_plan(config.train_timesteps, config.beta_schedule, sampler, steps)
+
+
+@lru_cache(maxsize=64)
+def _sampler_plan(train_timesteps: int, beta_schedule: str, sampler: str, steps: int) -> SamplerPlan:
+    config = DiffusionConfig(train_timesteps=train_timesteps, beta_schedule=beta_schedule)
+    scheduler = sampling_scheduler(config, sampler)
+    scheduler.set_timesteps(steps)
+    basis = torch.eye(steps + 1, dtype=torch.float64)  # entry j of every vector: the coefficient of input j
+    z, rows = basis[0], []
+    for i, t in enumerate(scheduler.timesteps):
+        z = scheduler.step(basis[i + 1], t, z).prev_sample
+        rows.append(tuple(float(c) for c in z[: i + 2]))
+    return SamplerPlan(tuple(int(t) for t in scheduler.timesteps), tuple(rows))
+
+
 @torch.no_grad()
 def sample_latents(denoiser: LatentDenoiser, state, task_id, steps: int, guidance_scale: float = 1.0,
                    sampler: str | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw one latent per row of `state` (normalised, (B, obs_dim)) in `steps` denoising steps."""
-    scheduler = sampling_scheduler(denoiser.config, sampler)
-    scheduler.set_timesteps(steps, device=state.device)
-    z = torch.randn(state.shape[0], denoiser.latent_dim, generator=generator, device=state.device)
+    plan = sampler_plan(denoiser.config, sampler or denoiser.config.sampler, steps)
+    z = torch.randn(state.shape[0], denoiser.latent_dim, generator=generator, device=state.device)  # (B, latent)
     guided = guidance_scale != 1.0
     conditioned = denoiser.condition(state, task_id)  # (B, hidden), once per plan
     if guided:
         drop = torch.ones(state.shape[0], dtype=torch.bool, device=state.device)
         unconditioned = denoiser.condition(state, task_id, drop)
-    for t in scheduler.timesteps:
-        time = denoiser.time_features(t)  # (hidden,)
+    history = [z]  # z_0, eps_0, eps_1, ...
+    for t, row in zip(plan.timesteps, plan.coefficients):
+        time = denoiser.time_features(torch.tensor(t))  # (hidden,)
         eps = denoiser.denoise(z, conditioned + time)
         if guided:
             eps_uncond = denoiser.denoise(z, unconditioned + time)
             eps = eps_uncond + guidance_scale * (eps - eps_uncond)
-        z = scheduler.step(eps, t, z).prev_sample
+        history.append(eps)
+        z = history[0] * row[0]
+        for c, v in zip(row[1:], history[1:]):
+            if c:
+                z = z + c * v
     return z
