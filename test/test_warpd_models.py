@@ -63,7 +63,8 @@ def test_stage1_shapes(decoder):
     assert weights.shape == (8, stage1.hypernet.architecture.n_params()) == (8, 5 * 16 + 16 + 16 * 16 + 16 + 16 * 2 + 2)
     assert stage1.hypernet.policy_forward(stage1.hypernet.split(weights), states).shape == (8, H, ACT)
     losses = stage1(states, actions, nexts)
-    assert set(losses) == {"total", "bc", "tf", "ro", "kl"} and all(v.shape == () for v in losses.values())
+    assert set(losses) == {"total", "bc", "tf", "ro", "kl", "plan"} and all(v.shape == () for v in losses.values())
+    assert losses["plan"] == 0  # off unless configured
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
@@ -170,7 +171,48 @@ def test_sampling_reuses_the_condition_and_equals_the_full_denoiser():
         assert not torch.allclose(changed, full)
 
 
+def test_plan_windows_point_at_later_steps_of_their_own_episode():
+    """Two episodes of 10 and 6 steps, H 2, plan horizon 6 with 3 samples: offsets 2, 4, 5 after each
+    window's start, clamped to the episode's last step, never into the next episode."""
+    from warpd_core.policies.warpd.windows import make_windows
+
+    demos = [(np.arange(11, dtype=np.float32)[:, None] * np.ones((1, OBS)), np.arange(10.0)[:, None] * np.ones((1, ACT)),
+              0), (100 + np.arange(7.0)[:, None] * np.ones((1, OBS)), 100 + np.arange(6.0)[:, None] * np.ones((1, ACT)),
+                   0)]
+    stats = (np.zeros(OBS), np.ones(OBS), np.zeros(ACT), np.ones(ACT))
+    windows = make_windows(demos, 2, *stats, plan_horizon=6, plan_samples=3)
+    states, actions, _, plan_states, plan_actions = windows.batch(torch.arange(len(windows)))
+    assert len(windows) == 8 + 4 and plan_states.shape == (12, 3, OBS) and plan_actions.shape == (12, 3, ACT)
+    starts = actions[:, 0, 0]
+    assert plan_actions[0, :, 0].tolist() == [2, 4, 5] and starts[0] == 0
+    assert plan_actions[7, :, 0].tolist() == [9, 9, 9] and starts[7] == 7  # clamped to the episode's end
+    assert plan_actions[8, :, 0].tolist() == [102, 104, 105] and plan_actions[11, :, 0].tolist() == [105, 105, 105]
+    assert torch.equal(plan_states[..., 0], plan_actions[..., 0])  # each later action with its own state
+    assert make_windows(demos, 2, *stats).plan_index is None
+
+
+def test_plan_loss_teaches_the_policy_the_later_steps():
+    """With L_plan the policy decoded from a window fits the expert on states the window never saw."""
+    torch.manual_seed(0)
+    config = tiny_config(loss={"plan": 1.0, "plan_horizon": 12, "plan_samples": 4})
+    stage1 = Stage1(OBS, ACT, config)
+    states, actions, nexts = linear_system_windows(256)
+    later = torch.randn(256, 4, OBS) * 2  # states far from the windows' ...
+    gain = torch.linalg.lstsq(states.reshape(-1, OBS), actions.reshape(-1, ACT)).solution  # ... same expert
+    data = (states, actions, nexts, later, later @ gain)
+    first = float(stage1(*data)["plan"])
+    optimizer = torch.optim.Adam(stage1.parameters(), lr=3e-3)
+    for _ in range(200):
+        loss = stage1(*data)["total"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(stage1.eval()(*data)["plan"]) < 0.1 * first
+
+
 def test_unknown_decoder_or_sampler_fails_at_load():
+    with pytest.raises(WarpdError, match="loss.plan needs loss.plan_horizon > data.horizon"):
+        tiny_config(loss={"plan": 1.0, "plan_horizon": H})
     with pytest.raises(WarpdError, match="hypernet.kind is 'dense'"):
         tiny_config(hypernet={"kind": "dense"})
     with pytest.raises(WarpdError, match="diffusion.sampler is 'euler'"):

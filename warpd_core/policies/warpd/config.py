@@ -51,12 +51,18 @@ class WorldModelConfig:
 
 @dataclass
 class LossConfig:
-    """Weights of L_BC + L_TF + L_RO + beta_kl * L_KL (zero switches a term off)."""
+    """Weights of L_BC + L_TF + L_RO + beta_kl * L_KL (+ plan * L_plan); zero switches a term off."""
 
     bc: float = 1.0
     tf: float = 1.0
     ro: float = 0.1
     beta_kl: float = 1e-6
+    # L_plan: the policy decoded from a window also imitates the demonstration at `plan_samples` later
+    # steps of its episode, up to `plan_horizon` steps after the window's start (0: off). A plan runs
+    # K steps at run time, not H: without it the policy is only taught the H steps it was encoded from.
+    plan: float = 0.0
+    plan_horizon: int = 0
+    plan_samples: int = 8
 
 
 @dataclass
@@ -119,4 +125,8 @@ class TrainConfig(RunConfig):
                                     ("diffusion.sampler", self.diffusion.sampler, SAMPLERS)):
             if value not in choices:
                 raise WarpdError(f"{where}: {key} is {value!r}", f"use one of {', '.join(choices)}")
+        if self.loss.plan and (self.loss.plan_horizon <= self.data.horizon or self.loss.plan_samples < 1):
+            raise WarpdError(f"{where}: loss.plan needs loss.plan_horizon > data.horizon ({self.data.horizon}) and "
+                             f"loss.plan_samples >= 1, got {self.loss.plan_horizon} and {self.loss.plan_samples}",
+                             "e.g. plan_horizon 128 (the longest plan you will run) and plan_samples 8")
 

@@ -44,8 +44,10 @@ class Stage1(nn.Module):
                                           config.hypernet)
         self.world_model = WorldModel(obs_dim, action_dim, config.world_model)
 
-    def forward(self, states: torch.Tensor, actions: torch.Tensor, next_states: torch.Tensor) -> dict:
-        """Windows (B, H, obs), (B, H, action), (B, H, obs) -> {"total", "bc", "tf", "ro", "kl"}."""
+    def forward(self, states: torch.Tensor, actions: torch.Tensor, next_states: torch.Tensor,
+                plan_states: torch.Tensor | None = None, plan_actions: torch.Tensor | None = None) -> dict:
+        """Windows (B, H, obs), (B, H, action), (B, H, obs) [and later steps (B, F, obs), (B, F, action)]
+        -> {"total", "bc", "tf", "ro", "kl", "plan"}."""
         weights_cfg = self.config.loss
         mean, log_var = self.encoder(states, actions)
         z = self.encoder.sample(mean, log_var) if self.training else mean
@@ -56,8 +58,11 @@ class Stage1(nn.Module):
             "kl": (-0.5 * (1 + log_var - mean**2 - log_var.exp()).sum(-1)).mean(),
         }
         losses["ro"] = self.rollout_loss(layers, states, actions) if weights_cfg.ro > 0 else states.new_zeros(())
+        losses["plan"] = (((self.hypernet.policy_forward(layers, plan_states) - plan_actions) ** 2).sum(-1).mean()
+                          if plan_states is not None else states.new_zeros(()))
         losses["total"] = (weights_cfg.bc * losses["bc"] + weights_cfg.tf * losses["tf"]
-                           + weights_cfg.ro * losses["ro"] + weights_cfg.beta_kl * losses["kl"])
+                           + weights_cfg.ro * losses["ro"] + weights_cfg.beta_kl * losses["kl"]
+                           + weights_cfg.plan * losses["plan"])
         return losses
 
     def rollout_loss(self, layers, states, actions) -> torch.Tensor:

@@ -36,7 +36,7 @@ def train_stage1(model: WarpdModel, windows: Windows, optimizer, start, ctx, con
 
     model.stage1.train()
     train_loop(Stage.STAGE1, cfg, start, step_fn, optimizer, list(model.stage1.parameters()), ctx, out, progress,
-               ["total", *LOSS_NAMES], model)
+               ["total", *LOSS_NAMES, *(["plan"] if config.loss.plan else [])], model)
 
 
 @torch.no_grad()
@@ -82,7 +82,9 @@ def build_model(config: TrainConfig, datasets: list) -> tuple[WarpdModel, Window
     model = WarpdModel(config, datasets[0].info.obs_names, datasets[0].info.action_names, task_names)
     model.set_normalization(np.concatenate([d[0] for d in demos]), np.concatenate([d[1] for d in demos]))
     stats = [getattr(model, n).numpy() for n in ("obs_mean", "obs_std", "action_mean", "action_std")]
-    return model, make_windows(demos, config.data.horizon, *stats)
+    loss = config.loss
+    return model, make_windows(demos, config.data.horizon, *stats, plan_horizon=loss.plan_horizon if loss.plan else 0,
+                               plan_samples=loss.plan_samples)
 
 
 def train(config: TrainConfig, device: str = "cpu", resume: bool = True, progress: bool = True) -> Path:
