@@ -126,6 +126,9 @@ def test_predict_chunk_shape_range_and_seeding():
     assert ((chunk >= low - 1e-4) & (chunk <= high + 1e-4)).all()  # DDIM clips to the training range
     again = model.predict_chunk(history, "reach_around", generator=torch.Generator().manual_seed(1))
     assert torch.equal(chunk, again)
+    fast = model.predict_chunk(history, "reach_around", 4, torch.Generator().manual_seed(1), sampler="dpm")
+    assert fast.shape == chunk.shape and torch.isfinite(fast).all()  # the few-step sampler WARPD uses
+    assert ((fast >= low - 1e-4) & (fast <= high + 1e-4)).all()  # clipped to the training range too
     with pytest.raises(WarpdError, match="not trained on task 'other'"):
         model.predict_chunk(history, "other")
     with pytest.raises(ValueError, match="obs_history must be"):

@@ -96,6 +96,21 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys, args, message):
     assert not (tmp_path / "eval" / "episodes.csv").exists()
 
 
+def test_a_method_may_carry_its_own_steps_and_sampler():
+    from warpd_core.errors import WarpdError
+    from warpd_core.eval.methods import registry_from_config
+
+    registry = registry_from_config({"methods": {"fast": {"kind": "dp", "checkpoint": "x", "steps": 4,
+                                                          "sampler": "dpm"}}}, "eval.yaml")
+    fast = registry["fast"]
+    assert (fast.steps, fast.sampler) == (4, "dpm")
+    factory = fast.factory("reach_around", steps=10)  # its own steps win over a sweep-wide setting
+    assert (factory.steps, factory.sampler) == (4, "dpm")
+    for bad in ({"steps": 0}, {"sampler": "euler"}, {"step": 4}):
+        with pytest.raises(WarpdError, match="methods.fast"):
+            registry_from_config({"methods": {"fast": {"kind": "dp", "checkpoint": "x", **bad}}}, "eval.yaml")
+
+
 @pytest.mark.parametrize("flag, value", [("--levels", "0,1.5"), ("--levels", "low"), ("--horizons", "16,0"),
                                          ("--seeds", "9-3"), ("--checkpoint", "warpd")])
 def test_bad_values_are_usage_errors(capsys, flag, value):

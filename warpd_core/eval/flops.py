@@ -39,7 +39,8 @@ def count_flops(fn: Callable, *args, **kwargs) -> int:
     return int(counter.get_total_flops())
 
 
-def median_seconds(fn: Callable, repeats: int, warmup: int = 2) -> float:
+def call_seconds(fn: Callable, repeats: int, warmup: int = 2) -> list[float]:
+    """Wall seconds of `repeats` calls of fn(), after `warmup` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
@@ -47,7 +48,11 @@ def median_seconds(fn: Callable, repeats: int, warmup: int = 2) -> float:
         began = time.perf_counter()
         fn()
         times.append(time.perf_counter() - began)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(fn: Callable, repeats: int, warmup: int = 2) -> float:
+    return statistics.median(call_seconds(fn, repeats, warmup))
 
 
 @dataclass
@@ -59,6 +64,8 @@ class MethodCost:
     step_flops: int
     planner_seconds: float | None = None
     step_seconds: float | None = None
+    planner_p95_seconds: float | None = None  # the 95th percentile of a plan's wall time
+    name: str | None = None  # how a table names it, when not the method's
 
     def flops_per_step(self, action_horizon: int) -> float:
         """FLOPs per control step when planning every `action_horizon` steps."""
@@ -91,7 +98,8 @@ def warpd_cost(model, task: str, steps: int | None = None, timing: bool = False,
         planner = Planner(model, task, steps=steps)
         state = np.zeros(len(model.obs_names))
         policy = planner.plan(state)
-        cost.planner_seconds = median_seconds(lambda: planner.plan(state), repeats)
+        plans = call_seconds(lambda: planner.plan(state), repeats)
+        cost.planner_seconds, cost.planner_p95_seconds = statistics.median(plans), float(np.percentile(plans, 95))
         cost.step_seconds = median_seconds(lambda: policy(state), repeats * 50)
     return cost
 

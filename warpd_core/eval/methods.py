@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from warpd_core.errors import WarpdError
+from warpd_core.policies.common.samplers import SAMPLERS
 
 KINDS = ("expert", "warpd", "dp")
 TRAIN_HINT = {"warpd": "train one with `warpd train --config config/train_reach_around.yaml`",
@@ -26,6 +27,8 @@ class Method:
     name: str
     kind: str
     checkpoint: str | None = None
+    steps: int | None = None  # this method's own diffusion steps (config/eval.yaml `steps`), over --steps
+    sampler: str | None = None  # this method's own sampler (ddim | dpm); None: the checkpoint's
 
     @property
     def replans(self) -> bool:
@@ -33,16 +36,19 @@ class Method:
         return self.kind != "expert"
 
     def factory(self, task: str, steps: int | None = None):
-        """The picklable policy factory for `task`; `steps` overrides the diffusion steps."""
+        """The picklable policy factory for `task`; `steps` overrides the diffusion steps unless the
+        method has its own."""
         if self.kind == "expert":
             from warpd_core.eval.runner import expert_policy
 
             return expert_policy
+        steps = self.steps if self.steps is not None else steps
         if self.kind == "warpd":
             from warpd_core.policies.warpd.planner import PlannerFactory
 
-            return PlannerFactory(self.checkpoint, task, steps=steps)
-        return _dp_module("planner", self).DPPlannerFactory(self.checkpoint, task, steps=steps)
+            return PlannerFactory(self.checkpoint, task, steps=steps, sampler=self.sampler)
+        return _dp_module("planner", self).DPPlannerFactory(self.checkpoint, task, steps=steps,
+                                                            sampler=self.sampler or "ddim")
 
     def metadata(self) -> dict:
         """The checkpoint's metadata record (config, task names, ...); {} for the expert."""
@@ -112,7 +118,14 @@ def registry_from_config(config: dict, source: str) -> dict[str, Method]:
             raise WarpdError(f"{source}: methods.{name} needs `kind`, one of {', '.join(KINDS)}")
         if entry["kind"] != "expert" and not entry.get("checkpoint"):
             raise WarpdError(f"{source}: methods.{name} (kind {entry['kind']}) needs a `checkpoint`")
-        registry[name] = Method(str(name), entry["kind"], entry.get("checkpoint"))
+        unknown = sorted(set(entry) - {"kind", "checkpoint", "steps", "sampler"})
+        steps, sampler = entry.get("steps"), entry.get("sampler")
+        if unknown or (steps is not None and (not isinstance(steps, int) or steps < 1)) or (
+                sampler is not None and sampler not in SAMPLERS):
+            raise WarpdError(f"{source}: methods.{name}: unknown keys {unknown}, or steps {steps!r} / sampler "
+                             f"{sampler!r} invalid", f"keys: kind, checkpoint, steps (>= 1), sampler "
+                             f"({', '.join(SAMPLERS)})")
+        registry[name] = Method(str(name), entry["kind"], entry.get("checkpoint"), steps, sampler)
     return registry
 
 
@@ -143,7 +156,8 @@ def resolve_methods(specs, registry: dict[str, Method], checkpoints: dict[str, s
         if method.name in checkpoints:
             if method.kind == "expert":
                 raise WarpdError(f"method {method.name!r} is the scripted expert and takes no checkpoint")
-            method = Method(method.name, checkpoint_kind(checkpoints[method.name]), checkpoints[method.name])
+            method = Method(method.name, checkpoint_kind(checkpoints[method.name]), checkpoints[method.name],
+                            method.steps, method.sampler)
         if method.checkpoint is not None and not Path(method.checkpoint).is_file():
             raise WarpdError(f"method {method.name!r}: checkpoint {method.checkpoint} does not exist",
                              TRAIN_HINT.get(method.kind, "") + f", or point at one with --checkpoint "

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers import DDPMScheduler
 from torch import nn
 
 from warpd_core.errors import WarpdError
 from warpd_core.policies.dp.config import DPConfig, DPModelConfig
+from warpd_core.policies.common import samplers
 from warpd_core.policies.dp.unet import ConditionalUNet1D
 
 
@@ -27,8 +28,9 @@ def training_scheduler(config: DPModelConfig) -> DDPMScheduler:
                          prediction_type="epsilon", clip_sample=True, clip_sample_range=1.0)
 
 
-def sampling_scheduler(config: DPModelConfig) -> DDIMScheduler:
-    return DDIMScheduler.from_config(training_scheduler(config).config)
+def sampling_scheduler(config: DPModelConfig, sampler: str = "ddim"):
+    """DDIM (clipping its sample estimates to [-1, 1], as trained) or DPM-Solver++ (no clipping)."""
+    return samplers.sampling_scheduler(training_scheduler(config).config, sampler)
 
 
 class DPModel(nn.Module):
@@ -85,14 +87,14 @@ class DPModel(nn.Module):
 
     @torch.no_grad()
     def predict_chunk(self, obs_history: torch.Tensor, task: str, steps: int | None = None,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: torch.Generator | None = None, sampler: str = "ddim") -> torch.Tensor:
         """Raw observation history (B, n_obs_steps, obs_dim) -> raw action chunk (B, horizon, action_dim)."""
         if obs_history.ndim != 3 or obs_history.shape[1:] != (self.n_obs_steps, self.obs_dim):
             raise ValueError(f"obs_history must be (B, {self.n_obs_steps}, {self.obs_dim}), got {tuple(obs_history.shape)}")
         batch, device = obs_history.shape[0], obs_history.device
         task_ids = torch.full((batch,), self.task_id(task), dtype=torch.long, device=device)
         cond = self.condition(self.normalize_obs(obs_history), task_ids)
-        scheduler = sampling_scheduler(self.config.model)
+        scheduler = sampling_scheduler(self.config.model, sampler)
         scheduler.set_timesteps(steps or self.config.model.sample_steps, device=device)
         x = torch.randn(batch, self.horizon, self.action_dim, generator=generator, device=device)
         for t in scheduler.timesteps:

@@ -39,8 +39,10 @@ class ChunkExecutor:
 
 
 class DPPlanner:
-    def __init__(self, model: DPModel, task: str, steps: int | None = None, seed: int = 0, device: str = "cpu"):
+    def __init__(self, model: DPModel, task: str, steps: int | None = None, seed: int = 0, device: str = "cpu",
+                 sampler: str = "ddim"):
         self.model, self.task, self.steps, self.device = model.to(device).eval(), task, steps, torch.device(device)
+        self.sampler = sampler
         model.task_id(task)  # fail now, clearly, if the checkpoint does not know the task
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.history: deque[np.ndarray] = deque(maxlen=model.n_obs_steps)
@@ -66,7 +68,7 @@ class DPPlanner:
     def predict(self, obs: np.ndarray) -> np.ndarray:
         """The raw action chunk (horizon, action_dim) for the current observation and the history."""
         history = torch.as_tensor(self.observation_history(obs), device=self.device).unsqueeze(0)
-        chunk = self.model.predict_chunk(history, self.task, self.steps, self.generator)
+        chunk = self.model.predict_chunk(history, self.task, self.steps, self.generator, self.sampler)
         return chunk[0].to("cpu", torch.float64).numpy()
 
     def plan(self, obs: np.ndarray) -> ChunkExecutor:
@@ -84,8 +86,11 @@ class DPPlannerFactory:
     The checkpoint is loaded once per process and shared by the episodes it runs.
     """
 
-    def __init__(self, checkpoint: str | Path, task: str, steps: int | None = None, device: str = "cpu"):
+    def __init__(self, checkpoint: str | Path, task: str, steps: int | None = None, device: str = "cpu",
+                 sampler: str = "ddim"):
         self.checkpoint, self.task, self.steps, self.device = str(checkpoint), task, steps, device
+        self.sampler = sampler
 
     def __call__(self, task, seed: int) -> DPPlanner:
-        return DPPlanner(_cached_model(self.checkpoint, self.device), self.task, self.steps, seed, self.device)
+        return DPPlanner(_cached_model(self.checkpoint, self.device), self.task, self.steps, seed, self.device,
+                         self.sampler)

@@ -118,7 +118,7 @@ class TrainConfig(RunConfig):
         """Choices fail at load time, not after stage 1 has trained for half an hour."""
         from warpd_core.errors import WarpdError
         from warpd_core.policies.warpd.hypernet import HYPERNET_KINDS
-        from warpd_core.policies.warpd.latent_diffusion import SAMPLERS
+        from warpd_core.policies.common.samplers import SAMPLERS
 
         super().validate(where)
         for key, value, choices in (("hypernet.kind", self.hypernet.kind, HYPERNET_KINDS),

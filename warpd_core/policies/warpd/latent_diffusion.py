@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers import DDPMScheduler
 from torch import nn
 
-from warpd_core.errors import WarpdError
-from warpd_core.policies.warpd.config import DiffusionConfig
+from warpd_core.policies.common import samplers
 from warpd_core.policies.common.layers import sinusoidal_embedding
-
-SAMPLERS = ("ddim", "dpm")
+from warpd_core.policies.common.samplers import SAMPLERS  # noqa: F401  (the choices, for configs and tests)
+from warpd_core.policies.warpd.config import DiffusionConfig
 
 
 class LatentDenoiser(nn.Module):
@@ -84,14 +83,7 @@ def training_scheduler(config: DiffusionConfig) -> DDPMScheduler:
 
 
 def sampling_scheduler(config: DiffusionConfig, sampler: str | None = None):
-    sampler = sampler or config.sampler
-    base = training_scheduler(config).config
-    if sampler == "ddim":
-        return DDIMScheduler.from_config(base)
-    if sampler == "dpm":  # "leading" spacing starts where DDIM does (t=90 of 100), not at t=99 where the
-        # squaredcos schedule leaves alpha_bar 2.4e-7 and DPM-Solver++'s x0 estimate (divided by its root) explodes
-        return DPMSolverMultistepScheduler.from_config(base, algorithm_type="dpmsolver++", timestep_spacing="leading")
-    raise WarpdError(f"unknown sampler {sampler!r}", f"use one of {', '.join(SAMPLERS)}")
+    return samplers.sampling_scheduler(training_scheduler(config).config, sampler or config.sampler)
 
 
 def diffusion_loss(denoiser, scheduler: DDPMScheduler, z0, state, task_id, cond_dropout: float) -> torch.Tensor:
