@@ -32,7 +32,7 @@ def test_both_graphs_load_with_the_contract_defaults():
             (1000.0, 0.1, "zero_velocity", 1.5)
         plan_ = graph["warpd_planner"].parameters
         assert (plan_["checkpoint"], plan_["replan_period_s"], plan_["diffusion_steps"], plan_["valid_for_s"]) == \
-            ("checkpoints/reach_around/checkpoint.safetensors", 0.32, 10, 1.0)
+            ("checkpoints/reach_around/checkpoint.safetensors", 0.32, 0, 1.0)
         assert all(s.remappings == {} for s in graph.values())  # the defaults are the ros2_control names
         assert all(s.module == NODES[s.name].module for s in graph.values())
     s = sim["warpd_sim"].parameters

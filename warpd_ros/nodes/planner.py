@@ -83,8 +83,9 @@ PARAMS = [
     Param("task", "", "Task to plan for; '' = the checkpoint's first task. Must be one the checkpoint knows."),
     Param("replan_period_s", 0.32, "Seconds between plans (node clock; 0.32 = 16 control steps of 20 ms).",
           min=0.02, max=60.0),
-    Param("diffusion_steps", 10, "Denoising steps per plan.", min=1, max=200),
-    Param("sampler", "ddim", "Diffusion sampler.", choices=("ddim", "dpm")),
+    Param("diffusion_steps", 0, "Denoising steps per plan; 0 = the checkpoint's own (what it was trained and "
+          "benchmarked with).", min=0, max=200),
+    Param("sampler", "", "Diffusion sampler: ddim or dpm; '' = the checkpoint's own.", choices=("", "ddim", "dpm")),
     Param("guidance_scale", 1.0, "Classifier-free guidance scale (1 = conditional only).", min=0.0, max=20.0),
     Param("valid_for_s", 1.0, "How long a published policy may run without a successor (0 = until replaced).",
           min=0.0, max=600.0),
@@ -129,8 +130,8 @@ class PlannerNode(Node):
                                command_interface=values["command_interface"] or None)
         self._check_compute(model, values["control_rate_hz"], values["compute_budget"])
         try:
-            self.planner = Planner(model, task, steps=values["diffusion_steps"],
-                                   guidance_scale=values["guidance_scale"], sampler=values["sampler"],
+            self.planner = Planner(model, task, steps=values["diffusion_steps"] or None,
+                                   guidance_scale=values["guidance_scale"], sampler=values["sampler"] or None,
                                    valid_for_s=values["valid_for_s"], seed=values["seed"],
                                    planner_id=self.get_name(), device=values["device"])
         except RuntimeError as exc:  # torch: an unknown or unavailable device
@@ -170,8 +171,8 @@ class PlannerNode(Node):
         arch = model.architecture
         self.get_logger().info(
             f"loaded {path} (tasks: {', '.join(self._task_names)}; policy MLP {list(arch.layer_sizes)}); "
-            f"planning for {task} every {self._period_s:g} s with {values['diffusion_steps']} {values['sampler']} "
-            f"steps, guidance {values['guidance_scale']:g}, on {values['device']}")
+            f"planning for {task} every {self._period_s:g} s with {self.planner.sampling_steps} "
+            f"{self.planner.sampling_method} steps, guidance {values['guidance_scale']:g}, on {values['device']}")
 
     # ---- parameters ---------------------------------------------------------------------------
     def _validate(self, name: str, value) -> str | None:
@@ -199,8 +200,10 @@ class PlannerNode(Node):
         if "task" in changes:
             p.task = changes["task"] or self._task_names[0]
             self.get_logger().info(f"planning for task {p.task} from the next plan on")
-        p.steps = changes.get("diffusion_steps", p.steps)
-        p.sampler = changes.get("sampler", p.sampler)
+        if "diffusion_steps" in changes:
+            p.steps = changes["diffusion_steps"] or None
+        if "sampler" in changes:
+            p.sampler = changes["sampler"] or None
         p.guidance_scale = changes.get("guidance_scale", p.guidance_scale)
         p.valid_for_s = changes.get("valid_for_s", p.valid_for_s)
         if "replan_period_s" in changes:
@@ -359,7 +362,7 @@ class PlannerNode(Node):
             "last_policy_id": str(self._last_policy_id), "plan_failures": str(self._failures),
             "task": self.planner.task, "replan_period_s": f"{self._period_s:g}",
             "signing": "on" if self._key is not None else "off",
-            "diffusion_steps": str(self.planner.steps), "sampler": str(self.planner.sampler),
+            "diffusion_steps": str(self.planner.sampling_steps), "sampler": self.planner.sampling_method,
             "ignored_joint_states": str(self._bad_states), "ignored_task_features": str(self._bad_features),
             "reset_plans": str(self._reset_plans),
         }

@@ -31,6 +31,15 @@ class Planner:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.next_policy_id = 1
 
+    @property
+    def sampling_steps(self) -> int:
+        """The denoising steps a plan takes: the given ones, else the checkpoint's."""
+        return self.steps or self.model.config.diffusion.sample_steps
+
+    @property
+    def sampling_method(self) -> str:
+        return self.sampler or self.model.config.diffusion.sampler
+
     @classmethod
     def from_checkpoint(cls, path: str | Path, task: str, **kwargs) -> "Planner":
         return cls(load_checkpoint(path, kwargs.get("device", "cpu")), task, **kwargs)
