@@ -13,6 +13,7 @@ from functools import lru_cache
 import torch
 from diffusers import DDPMScheduler
 from torch import nn
+from torch.nn import functional as F
 
 from warpd_core.policies.common import samplers
 from warpd_core.policies.common.layers import sinusoidal_embedding
@@ -56,25 +57,34 @@ class LatentDenoiser(nn.Module):
         w_task = self.input.weight[:, self.latent_dim:]  # the task embedding's columns of the input layer
         return cond + nn.functional.linear(self.task_embedding(task_id), w_task, self.input.bias)
 
-    def time_features(self, t: torch.Tensor) -> torch.Tensor:
-        """tau(t) (hidden,) for one timestep; cached at sampling time (no grad) until a weight changes."""
+    def time_features(self, timesteps: tuple[int, ...]) -> list[torch.Tensor]:
+        """tau(t) (hidden,) for each timestep; cached at sampling time (no grad) until a weight changes."""
+        def compute():
+            t = torch.tensor(timesteps, device=self.null_state.device)
+            return list(self.time_mlp(sinusoidal_embedding(t, self.config.time_embedding_dim)))
         if torch.is_grad_enabled():
-            return self.time_mlp(sinusoidal_embedding(t.reshape(1), self.config.time_embedding_dim))[0]
-        key = (int(t), self.time_mlp[0].weight._version, self.time_mlp[0].bias._version,
-               self.time_mlp[0].weight.data_ptr())
+            return compute()
+        layer = self.time_mlp[0]
+        key = (timesteps, layer.weight._version, layer.bias._version, layer.weight.data_ptr())
         if key not in self._time_cache:
-            if len(self._time_cache) > 4096:
+            if len(self._time_cache) > 64:
                 self._time_cache.clear()
-            self._time_cache[key] = self.time_mlp(sinusoidal_embedding(t.reshape(1),
-                                                                       self.config.time_embedding_dim))[0]
+            self._time_cache[key] = compute()
         return self._time_cache[key]
 
-    def denoise(self, z_t, condition) -> torch.Tensor:
+    def step_weights(self) -> tuple:
+        """The tensors one denoising step multiplies by, fetched once (module lookups cost more than the
+        products at these sizes): (W_z, [(W, b) per block], (W_out, b_out))."""
+        return (self.input.weight[:, : self.latent_dim], [(b[1].weight, b[1].bias) for b in self.blocks],
+                (self.output[1].weight, self.output[1].bias))
+
+    def denoise(self, z_t, condition, weights: tuple | None = None) -> torch.Tensor:
         """z_t (B, latent) and condition + tau(t) (B, hidden) -> predicted noise (B, latent)."""
-        h = nn.functional.linear(z_t, self.input.weight[:, : self.latent_dim]) + condition
-        for block in self.blocks:
-            h = h + block(h)
-        return self.output(h)
+        w_z, blocks, (w_out, b_out) = weights or self.step_weights()
+        h = F.linear(z_t, w_z) + condition  # (B, hidden)
+        for w, b in blocks:
+            h = h + F.linear(F.silu(h), w, b)  # residual block: SiLU then Linear
+        return F.linear(F.silu(h), w_out, b_out)  # (B, latent)
 
 
 def training_scheduler(config: DiffusionConfig) -> DDPMScheduler:
@@ -140,11 +150,11 @@ def sample_latents(denoiser: LatentDenoiser, state, task_id, steps: int, guidanc
         drop = torch.ones(state.shape[0], dtype=torch.bool, device=state.device)
         unconditioned = denoiser.condition(state, task_id, drop)
     history = [z]  # z_0, eps_0, eps_1, ...
-    for t, row in zip(plan.timesteps, plan.coefficients):
-        time = denoiser.time_features(torch.tensor(t))  # (hidden,)
-        eps = denoiser.denoise(z, conditioned + time)
+    weights = denoiser.step_weights()
+    for time, row in zip(denoiser.time_features(plan.timesteps), plan.coefficients):  # tau(t): (hidden,)
+        eps = denoiser.denoise(z, conditioned + time, weights)
         if guided:
-            eps_uncond = denoiser.denoise(z, unconditioned + time)
+            eps_uncond = denoiser.denoise(z, unconditioned + time, weights)
             eps = eps_uncond + guidance_scale * (eps - eps_uncond)
         history.append(eps)
         z = history[0] * row[0]
