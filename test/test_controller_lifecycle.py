@@ -135,6 +135,7 @@ def test_a_policy_over_the_compute_budget_is_refused_with_its_reason(tmp_path):
         stop_process(proc)
 
 
+@pytest.mark.once  # warpd's own lifecycle CLI; the standard services are tested on both distros
 def test_warpd_lifecycle_drives_the_controller_where_ros2_lifecycle_is_missing(managed, run_warpd):
     """The pip venv has no ros2lifecycle; `warpd lifecycle` calls the same standard services."""
     got = run_warpd("lifecycle", "get", "/warpd_controller")

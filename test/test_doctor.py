@@ -36,6 +36,7 @@ def test_healthy_venv_passes_even_strict(run_warpd):
     assert checks["dds domain"]["detail"] == "ROS_DOMAIN_ID=33"
 
 
+@pytest.mark.once  # the doctor's reading of one environment variable: distro-independent
 def test_unset_discovery_range_warns_and_fails_only_when_strict(run_warpd):
     lenient = _doctor(run_warpd, ROS_AUTOMATIC_DISCOVERY_RANGE=None)
     assert lenient.returncode == 0

@@ -205,6 +205,7 @@ def test_graphs_get_a_key_only_where_both_ends_run_here(tmp_path):
 
 
 @pytest.mark.ros
+@pytest.mark.once  # start-up refusals of our own key handling: distro-independent
 def test_nodes_refuse_to_start_without_a_usable_key(tmp_path):
     from conftest import run_module
 
