@@ -41,7 +41,9 @@ Modes and swaps are decided in warpd_core/runtime/swap.py, and each tick's comma
   it was computed, then zeros. A velocity is motion, not a hold: stale or invalid joint states
   give zeros at once, so the robot never moves blind longer than the controller trusts its inputs.
 - Episodes (hold_between_episodes, on in config/hil.yaml): HOLD from an EpisodeEvent SUCCESS or
-  TIMEOUT until a policy stamped at or after the next RESET is active (warpd_core EpisodeGate).
+  TIMEOUT until a policy stamped at or after the next RESET is active (warpd_core EpisodeGate). With
+  good inputs that HOLD holds where the robot is at each tick (position interface), so a robot put
+  back at a start posture stays there instead of being driven back to where the episode ended.
 - A non-finite action is never published: that tick publishes the hold command and is counted.
 - Command limits (warpd_core/runtime/command_limits.py) come after the policy and the action_limit
   clip: velocity, position (stop at the limit, brake in time) and rate (acceleration) limits per
@@ -707,6 +709,9 @@ class ControllerNode(LifecycleNode):
             between = self._episode_gate.hold_reason(state.active)
             if between:
                 mode, reason = Mode.HOLD, between
+                # inputs are good: hold where the robot is now, not where the episode ended, so a robot put
+                # back at a start posture (position interface) is not dragged back to the last episode's end
+                self._hold_position = None
         action = None
         if mode != Mode.HOLD:
             obs = self._obs
