@@ -193,6 +193,21 @@ def test_episode_events_give_episodes_success_and_modes(tmp_path, capsys):
     assert np.array_equal(dataset.episode(0)[1][0], np.float32(command_value(6)))
 
 
+def test_a_goal_set_as_an_episode_starts_labels_its_first_steps(tmp_path, capsys):
+    """Episode 2 starts at 1.525 s and its goal arrives at 1.56 s: its first two steps take that goal, not
+    episode 1's. Episode 1's goal changes at 0.7 s, 0.575 s into it: a change, so earlier steps keep A."""
+    a, b, c = (0.1, 0.2, 0.3), (0.4, 0.5, 0.6), (0.7, 0.8, 0.9)
+    goals = [point(0, a), point(700, b), point(1560, c)]
+    events = [event(110, 0, 1), event(1310, 2, 1), event(1510, 0, 2)]
+    dataset, _ = imported(capsys, tmp_path, joint_states() + commands() + goals + events, "--goal", "/goal_point",
+                          "--episode-events", "/warpd/episode_events")
+    first, second = dataset.episode(0)[0], dataset.episode(1)[0]
+    times = [t for t in COMMAND_T if 110 <= t <= 1310]
+    for row, t in zip(first, times):
+        assert np.allclose(row[6:], a if t < 700 else b), t
+    assert np.allclose(second[:, 6:], c)  # 1.525 and 1.545 s included
+
+
 def test_hold_after_success_keeps_the_time_at_the_goal_up_to_the_next_event(tmp_path, capsys):
     """Episode 1 ends in SUCCESS at 0.61 s; the next RESET is at 0.81 s. Held 0.1 s: commands to 0.705 s
     (five more); held 1 s: cut before the RESET (to 0.805 s). A TIMEOUT keeps no extra time."""
