@@ -145,13 +145,15 @@ class _EventCounter:
 HOLD_AFTER_SUCCESS_S = 0.32  # config/record_sim.yaml's hold_after_success_s: the time at the goal to keep
 
 
-def import_recording(robot: Robot, bag: Path, dataset: Path, rate_hz: float = 50.0) -> str:
+def import_recording(robot: Robot, bag: Path, dataset: Path, rate_hz: float | None = None) -> str:
     """`warpd import-bag` with the goal, episode events and interface of the recording, and the time the
-    expert held the goal after each SUCCESS; its output."""
+    expert held the goal after each SUCCESS; its output. No resampling unless `rate_hz` is given: the expert
+    commands at the control rate, and one step per command pairs it with exactly the state it answered
+    (resampling to 50 Hz interpolated states and mismatched 1 step in 100 by > 5% of the action scale)."""
     goal = ["--goal", "/warpd/goal_pose", "--goal-features", robot.goal_features] if robot.goal else []
     proc = warpd("import-bag", bag, "--out", dataset, "--command-interface", robot.interface,
                  "--joints", ",".join(robot.joints), *goal, "--episode-events", "/warpd/episode_events",
-                 "--hold-after-success", HOLD_AFTER_SUCCESS_S, "--rate", rate_hz)
+                 "--hold-after-success", HOLD_AFTER_SUCCESS_S, *(["--rate", rate_hz] if rate_hz else []))
     if proc.returncode != 0:
         raise AssertionError(f"import-bag failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
