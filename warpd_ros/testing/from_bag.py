@@ -142,7 +142,13 @@ class _EventCounter:
         return node
 
 
-HOLD_AFTER_SUCCESS_S = 0.32  # config/record_sim.yaml's hold_after_success_s: the time at the goal to keep
+def recorded_hold_s() -> float:
+    """How long the recording graph keeps the arm at the goal after a SUCCESS: config/record_sim.yaml's
+    warpd_sim hold_after_success_s, its one home; the import keeps that time."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "record_sim.yaml").read_text())
+    return float(config["warpd_sim"]["ros__parameters"]["hold_after_success_s"])
 
 
 def import_recording(robot: Robot, bag: Path, dataset: Path, rate_hz: float | None = None) -> str:
@@ -153,7 +159,7 @@ def import_recording(robot: Robot, bag: Path, dataset: Path, rate_hz: float | No
     goal = ["--goal", "/warpd/goal_pose", "--goal-features", robot.goal_features] if robot.goal else []
     proc = warpd("import-bag", bag, "--out", dataset, "--command-interface", robot.interface,
                  "--joints", ",".join(robot.joints), *goal, "--episode-events", "/warpd/episode_events",
-                 "--hold-after-success", HOLD_AFTER_SUCCESS_S, *(["--rate", rate_hz] if rate_hz else []))
+                 "--hold-after-success", recorded_hold_s(), *(["--rate", rate_hz] if rate_hz else []))
     if proc.returncode != 0:
         raise AssertionError(f"import-bag failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout

@@ -29,7 +29,7 @@ def training_scheduler(config: DPModelConfig) -> DDPMScheduler:
 
 
 def sampling_scheduler(config: DPModelConfig, sampler: str = "ddim"):
-    """DDIM (clipping its sample estimates to [-1, 1], as trained) or DPM-Solver++ (no clipping)."""
+    """DDIM or DPM-Solver++, both clipping their clean-sample estimates to [-1, 1], as DP trains."""
     return samplers.sampling_scheduler(training_scheduler(config).config, sampler)
 
 
