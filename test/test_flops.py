@@ -32,15 +32,17 @@ def test_warpd_costs_follow_the_architecture():
     biases_and_normalisation = sum(sizes[1:]) + 2 * sizes[0] + 2 * sizes[-1]
     assert MLPPolicy(model.to_generated_policy(*[t[0] for t in model.generate(torch.zeros(1, 5), "t")], "t")
                      ).flops_per_action() == cost.step_flops + biases_and_normalisation
-    # one plan = `steps` denoiser calls + one hypernetwork decode, nothing else with products
+    # one plan = the condition once + `steps` denoising steps + one hypernetwork decode (tau(t) is cached)
+    assert model.config.diffusion.guidance_scale == 1.0
     z, t = torch.zeros(1, model.config.encoder.latent_dim), torch.zeros(1, dtype=torch.long)
     with torch.no_grad():
-        denoise = count_flops(model.denoiser, z, t, torch.zeros(1, 5), t)
+        condition = count_flops(model.denoiser.condition, torch.zeros(1, 5), t)
+        denoise = count_flops(model.denoiser.denoise, z, torch.zeros(1, model.denoiser.config.hidden))
         decode = count_flops(model.stage1.hypernet, z)
-    assert denoise > 0 and decode > 0
-    assert cost.planner_flops == steps * denoise + decode
+    assert condition > 0 and denoise > 0 and decode > 0
+    assert cost.planner_flops == condition + steps * denoise + decode
     assert cost.flops_per_step(16) == cost.planner_flops / 16 + cost.step_flops
-    assert warpd_cost(model, "t", steps=2 * steps).planner_flops == 2 * steps * denoise + decode
+    assert warpd_cost(model, "t", steps=2 * steps).planner_flops == condition + 2 * steps * denoise + decode
 
 
 def test_dp_costs_are_ddim_steps_of_the_unet_and_nothing_per_step():

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.once]  # plan-on-re
 
 CHECKPOINT = REPO / "checkpoints" / "reach_around" / "checkpoint.safetensors"
 JOINTS = ["shoulder", "elbow", "wrist"]
-SEED, STEPS = 7, 10
+SEED, STEPS, SAMPLER = 7, 10, "ddim"
 # The previous episode's final state (at its goal, still moving) and two new start states.
 PRE = np.array([-0.6, 1.1, 0.9, 0.3, -0.2, 0.1, 0.41, 0.23])
 STARTS = [np.array([-1.2, 1.6, 0.7, 0.0, 0.0, 0.0, 0.39, 0.21]), np.array([-1.1, 1.5, 0.8, 0.0, 0.0, 0.0, 0.42, 0.24])]
@@ -72,7 +72,7 @@ def expected_weights(observations) -> list[np.ndarray]:
     from warpd_core.policies.warpd.planner import Planner
 
     torch.set_num_threads(1)  # as the node runs it
-    planner = Planner.from_checkpoint(CHECKPOINT, "reach_around", steps=STEPS, guidance_scale=1.0, sampler="ddim",
+    planner = Planner.from_checkpoint(CHECKPOINT, "reach_around", steps=STEPS, guidance_scale=1.0, sampler=SAMPLER,
                                       seed=SEED)
     return [np.asarray(planner.generate(obs).weights, np.float32) for obs in observations]
 
@@ -80,8 +80,9 @@ def expected_weights(observations) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def planner(tmp_path_factory):
     log = tmp_path_factory.mktemp("planner_reset") / "planner.log"
-    proc = start_module("warpd_ros.nodes.planner", {"checkpoint": CHECKPOINT, "replan_period_s": 30.0, "seed": SEED,
-                                                    "diffusion_steps": STEPS}, log_path=log, unbuffered=True)
+    params = {"checkpoint": CHECKPOINT, "replan_period_s": 30.0, "seed": SEED, "diffusion_steps": STEPS,
+              "sampler": SAMPLER}
+    proc = start_module("warpd_ros.nodes.planner", params, log_path=log, unbuffered=True)
     try:
         yield proc, log
     finally:

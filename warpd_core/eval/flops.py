@@ -8,11 +8,13 @@ these models the products dominate, so the counts are a slight undercount of the
 every method.
 
 What is counted, per method:
-- WARPD planner call: `WarpdModel.generate` for one state (every denoising step of the latent
-  diffusion + the hypernetwork decode of every policy weight). Control step: the generated MLP's
-  forward, traced on its torch twin (`Hypernetwork.policy_forward`); `mlp_matmul_flops`
-  gives the same number from the architecture alone, and `MLPPolicy.flops_per_action` the count
-  that also includes bias adds and (de)normalisation.
+- WARPD planner call: `WarpdModel.generate` for one state, as a running planner pays it: the
+  condition embedding once, every denoising step of the latent diffusion, the hypernetwork
+  decode of every policy weight (tau(t) is cached after the first plan: not counted).
+  Control step: the generated MLP's forward, traced on its torch twin
+  (`Hypernetwork.policy_forward`); `mlp_matmul_flops` gives the same number from the architecture
+  alone, and `MLPPolicy.flops_per_action` the count that also includes bias adds and
+  (de)normalisation.
 - Diffusion Policy planner call: `DPModel.predict_chunk` for one observation history (every DDIM
   step of the U-Net). Control step: 0 — it indexes the planned chunk.
 Per control step at action horizon K (one plan every K steps): planner / K + step.
@@ -84,6 +86,7 @@ def warpd_cost(model, task: str, steps: int | None = None, timing: bool = False,
     model = model.cpu().eval()
     obs = torch.zeros(1, len(model.obs_names))
     generator = torch.Generator().manual_seed(0)
+    model.generate(obs, task, steps, generator=generator)  # fills the time-feature cache, as a running planner has
     planner_flops = count_flops(model.generate, obs, task, steps, generator=generator)
     weights, _ = model.generate(obs, task, steps, generator=generator)
     hypernet = model.stage1.hypernet
