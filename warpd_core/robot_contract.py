@@ -25,6 +25,14 @@ DEFAULT_FRAME = "world"
 GOAL_AXES = {"goal_x": 0, "goal_y": 1, "goal_z": 2}  # task features a goal position fills in
 
 
+def interface_of_actions(joint_names, action_names) -> str | None:
+    """The command interface that action names `<joint><suffix>` spell out for these joints, or None."""
+    for interface, suffix in ACTION_SUFFIX.items():
+        if tuple(action_names) == tuple(f"{j}{suffix}" for j in joint_names):
+            return interface
+    return None
+
+
 @dataclass(frozen=True)
 class RobotContract:
     joint_names: tuple[str, ...]  # observed and commanded, in this order
@@ -60,13 +68,12 @@ class RobotContract:
                 f"qd_{j}" for j in joints):
             raise WarpdError(f"observation names {list(obs_names)[:8]}... do not start with q_<joint>..., qd_<joint>...",
                              "a robot contract needs joint-space observations")
-        interfaces = [i for i, suffix in ACTION_SUFFIX.items()
-                      if action_names == tuple(f"{j}{suffix}" for j in joints)]
-        if not interfaces:
+        interface = interface_of_actions(joints, action_names)
+        if interface is None:
             raise WarpdError(f"action names {list(action_names)} are not <joint>_vel or <joint>_pos for the joints "
                              f"{list(joints)}", "the command interface cannot be told from these names")
         rate = None if not control_dt else round(1.0 / control_dt, 6)
-        return cls(joints, interfaces[0], rate, obs_names[2 * n:], task_frame or DEFAULT_FRAME)
+        return cls(joints, interface, rate, obs_names[2 * n:], task_frame or DEFAULT_FRAME)
 
     def to_json(self) -> dict:
         return {"joint_names": list(self.joint_names), "command_interface": self.command_interface,

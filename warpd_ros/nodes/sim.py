@@ -25,10 +25,16 @@ computed only while something subscribes to them (their CPU would otherwise be t
 
 How the loop runs:
 - A steady-clock wall timer fires every control_dt / real_time_factor seconds; each tick is one
-  task step (control_dt of sim time) with the latest command, or zeros when none arrived within
-  command_timeout_s (wall time). A tick that fires late is not made up: sim time is steps x
-  control_dt, so a loaded machine slows the sim down instead of making it jump. Each episode-end
-  log line reports the real-time factor actually achieved.
+  task step (control_dt of sim time) with the latest command. Without one that arrived within
+  command_timeout_s (wall time), or since the episode's reset, it applies the no-command action:
+  zero velocities, or for a position interface the joint positions where the lapse began (a
+  command of zeros would send every joint to 0 rad). A command sent before a RESET was computed
+  for the previous episode and is never applied to the next one. A tick that fires late is not
+  made up, and one that comes less than half a period after the previous (rcl fires at once after
+  a callback that overran its period) is dropped: sim time is steps x control_dt, so a loaded
+  machine slows the sim down instead of making it jump, and a consumer that answers each joint
+  state always has its command in before the next step. Each episode-end log line reports the
+  real-time factor actually achieved.
 - Perturbations come from the shared spec (perturbation_spec) at perturbation_level, applied by
   warpd_core's Perturber exactly as the evaluation runner applies them: pushes and the target
   shift before the step, action noise and actuation delay on the command, observation noise on
@@ -63,6 +69,7 @@ import numpy as np
 from warpd_core.errors import WarpdError
 from warpd_core.perturb.perturber import Perturber
 from warpd_core.perturb.spec import PerturbationSpec, Push
+from warpd_core.robot_contract import POSITION, interface_of_actions
 from warpd_core.robot_description import robot_description
 from warpd_core.tasks.registry import make_task
 from warpd_ros.params import Param, declare_parameters
@@ -112,7 +119,8 @@ PARAMS = [
     Param("hold_after_success_s", 0.0, "After a SUCCESS, keep stepping this many sim seconds (commands applied, "
           "states published) before the reset_delay_s pause: recorded demonstrations then show the robot staying "
           "at the goal (warpd import-bag --hold-after-success).", min=0.0, max=5.0),
-    Param("command_timeout_s", 0.1, "Without a command for this long (wall seconds) the sim applies zeros.",
+    Param("command_timeout_s", 0.1, "Without a command for this long (wall seconds) the sim applies the no-command "
+          "action (zero velocities; position interface: the joint positions where the lapse began).",
           min=0.005, max=1.0),
     Param("episode_start", "immediately", "When an episode's clock starts: immediately, or once a ControllerStatus "
           "reports RUN with a policy stamped at or after its reset (controller_runs: neither the planner's start-up "
@@ -169,6 +177,10 @@ class SimNode(Node):
 
         self._command = np.zeros(self._n)
         self._command_time: float | None = None  # monotonic seconds of the latest valid command
+        self._position_interface = interface_of_actions(spec.joint_names, spec.action_names) == POSITION
+        self._held_q: np.ndarray | None = None  # position interface: where the current command lapse began
+        self._last_true_obs: np.ndarray | None = None
+        self._last_tick: float | None = None  # monotonic seconds of the latest tick taken
         self._bad_commands = 0
         self._sim_ns = 0
         self._episode = -1  # index of the current episode (0-based)
@@ -236,6 +248,7 @@ class SimNode(Node):
             return
         self._command = data
         self._command_time = time.monotonic()
+        self._held_q = None
 
     def _on_controller_status(self, msg: ControllerStatus) -> None:
         self._note_policy_swap(msg)
@@ -252,14 +265,22 @@ class SimNode(Node):
         log(f"the controller runs policy {msg.active_policy_id}: episode {self._episode} starts")
 
     def _current_command(self) -> np.ndarray:
-        if self._command_time is None or time.monotonic() - self._command_time > self._command_timeout_s:
+        if self._command_time is not None and time.monotonic() - self._command_time <= self._command_timeout_s:
+            return self._command
+        if not self._position_interface:
             return np.zeros(self._n)
-        return self._command
+        if self._held_q is None:
+            self._held_q = self._last_true_obs[:self._n].copy()
+        return self._held_q
 
     # ---- the loop -----------------------------------------------------------------------------
     def _tick(self) -> None:
         if self._phase == "finished":
             return
+        now = time.monotonic()
+        if self._last_tick is not None and now - self._last_tick < 0.5 * self.task.spec.control_dt / self._rtf:
+            return  # early: rcl makes up a period the previous callback overran
+        self._last_tick = now
         self._sim_ns += self._dt_ns
         self._send_clock()
         if self._phase == "waiting":
@@ -316,6 +337,7 @@ class SimNode(Node):
         self.perturber = Perturber(self.task, self._base_spec.at_level(self._level))
         obs = self.task.reset(seed)
         self.perturber.reset(seed)
+        self._command_time, self._held_q = None, None  # the previous episode's command is not this one's
         self._manual_pushes = []
         self._phase = "waiting" if self._wait_for_controller else "running"
         self._episode_wall_start = time.monotonic()
@@ -442,14 +464,17 @@ class SimNode(Node):
                 self._episode_markers.add_swap(point)
 
     def _publish_observation(self, true_obs: np.ndarray, seen: np.ndarray, force_features: bool = False) -> None:
+        """Task features (when they changed) before the joint state: a consumer that acts on each joint
+        state (warpd_expert with rate_hz 0) then acts on the features that go with it."""
+        self._last_true_obs = np.asarray(true_obs, dtype=np.float64)
         self._last_seen = np.asarray(seen, dtype=np.float64)
-        self._publish_joint_state(self._last_seen)
         features = np.asarray(true_obs[2 * self._n:], dtype=np.float64)
         if force_features or self._last_true_features is None or not np.array_equal(features,
                                                                                     self._last_true_features):
             self._last_true_features = features.copy()
             self._features_pub.publish(float64_array_msg(self._last_seen[2 * self._n:]))
             self._publish_goal_pose(self._last_seen[2 * self._n:])
+        self._publish_joint_state(self._last_seen)
 
     def _publish_goal_pose(self, seen_features: np.ndarray) -> None:
         """The task's goal in the world frame, its coordinates that are task features as observed (`seen_features`,
