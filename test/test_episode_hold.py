@@ -81,36 +81,73 @@ def test_controller_holds_from_the_end_until_a_policy_planned_for_the_next_episo
         stop_process(proc)
 
 
-def test_position_hold_between_episodes_follows_a_robot_put_back_at_its_start(tmp_path):
-    """Position interface: between episodes the hold target is where the robot is now. A target latched at
-    the episode's end would drag a robot just put back at a start posture to where the last episode ended
-    (seen on the emulator: from then on every episode started at the joint limits and timed out)."""
+def _position_controller(tmp_path):
+    return start_module("warpd_ros.nodes.controller", {
+        "control_rate_hz": 200.0, "hold_between_episodes": True, "command_interface": "position",
+        "position_lower": [-2.0], "position_upper": [2.0], "velocity_limit": [0.5]}, log_path=tmp_path / "c.log")
+
+
+def _end_a_position_episode(h, shoulder):
+    """RUN a position policy with the arm at `shoulder`, then end the episode: HOLD between episodes."""
     from warpd_ros import topics
     from warpd_ros.msg import EpisodeEvent
     from warpd_ros.qos import EVENTS_QOS
     from warpd_ros.testing.policies import policy_for
     from warpd_ros.testing.standin import JOINTS, Q, feed
 
-    log = tmp_path / "controller.log"
-    proc = start_module("warpd_ros.nodes.controller", {
-        "control_rate_hz": 200.0, "hold_between_episodes": True, "command_interface": "position",
-        "position_lower": [-2.0], "position_upper": [2.0], "velocity_limit": [0.5]}, log_path=log)
+    events = h.node.create_publisher(EpisodeEvent, topics.EPISODE_EVENTS, EVENTS_QOS)
+    assert h.wait_until(lambda: events.get_subscription_count() > 0, 10)
+    policy = policy_for(JOINTS, 1, valid_for_s=60.0)
+    policy.command_interface = "position"
+    h.send_policy(policy)
+    h.fresh_status(lambda s: status_mode(s) == Mode.RUN, what="RUN on a position policy")
+    h.feed = feed({**Q, "shoulder": shoulder})  # where the episode ends
+    time.sleep(0.3)
+    events.publish(_event(EpisodeEvent.SUCCESS, time.time_ns()))
+    h.fresh_status(lambda s: s.mode_reason == REASON_EPISODE_ENDED, what="HOLD at the episode's end")
+    return events
+
+
+def test_position_hold_between_episodes_follows_a_robot_put_back_at_its_start(tmp_path):
+    """Position interface: a robot moved by a reset (further than hold_relatch_rad) is held where it now is. A
+    target kept from the episode's end would drag a robot just put back at a start posture to where the last
+    episode ended (seen on the emulator: from then on every episode started at the joint limits and timed out)."""
+    from warpd_ros.testing.standin import JOINTS, Q, feed
+
+    proc = _position_controller(tmp_path)
     try:
         with running(RobotStandIn, NOMINAL, name="episode_hold_position_stand_in") as h:
-            assert h.wait_for_controller(proc, 15) is not None, log.read_text()
-            events = h.node.create_publisher(EpisodeEvent, topics.EPISODE_EVENTS, EVENTS_QOS)
-            assert h.wait_until(lambda: events.get_subscription_count() > 0, 10)
-            policy = policy_for(JOINTS, 1, valid_for_s=60.0)
-            policy.command_interface = "position"
-            h.send_policy(policy)
-            h.fresh_status(lambda s: status_mode(s) == Mode.RUN, what="RUN on a position policy")
-            h.feed = feed({**Q, "shoulder": 1.2})  # where the episode ends
-            time.sleep(0.3)
-            events.publish(_event(EpisodeEvent.SUCCESS, time.time_ns()))
-            h.fresh_status(lambda s: s.mode_reason == REASON_EPISODE_ENDED, what="HOLD at the episode's end")
+            assert h.wait_for_controller(proc, 15) is not None, (tmp_path / "c.log").read_text()
+            _end_a_position_episode(h, 1.2)
             h.feed = feed({**Q, "shoulder": -0.4})  # an operator puts the arm back at a start posture
             time.sleep(0.3)
             start = np.array([{**Q, "shoulder": -0.4}[j] for j in JOINTS])
             np.testing.assert_allclose(h.settled_commands(10)[-1], start, atol=1e-9)
+    finally:
+        stop_process(proc)
+
+
+def test_position_hold_between_episodes_does_not_follow_an_arm_that_sags(tmp_path):
+    """An arm whose position servo sags under gravity sits a little below its target. A hold target that
+    followed the measured position would walk down with it, tick after tick, and the arm with it; the target
+    latched at the episode's end stays, and a RESET latches it once more, where the robot then is."""
+    from warpd_ros.msg import EpisodeEvent
+    from warpd_ros.testing.standin import JOINTS, Q, feed
+
+    shoulder = JOINTS.index("shoulder")
+    proc = _position_controller(tmp_path)
+    try:
+        with running(RobotStandIn, NOMINAL, name="episode_hold_sag_stand_in") as h:
+            assert h.wait_for_controller(proc, 15) is not None, (tmp_path / "c.log").read_text()
+            events = _end_a_position_episode(h, 1.2)
+            held = h.settled_commands(10)[-1][shoulder]
+            assert held == pytest.approx(1.2, abs=1e-9)
+            for _ in range(50):  # 1 s of an arm that settles 0.01 rad below whatever it is commanded
+                h.feed = feed({**Q, "shoulder": h.commands[-1].data[shoulder] - 0.01})
+                time.sleep(0.02)
+            assert h.settled_commands(10)[-1][shoulder] == pytest.approx(held, abs=1e-9), "the hold target crept"
+            events.publish(_event(EpisodeEvent.RESET, time.time_ns()))  # latched once more, where the arm is
+            time.sleep(0.3)
+            assert h.settled_commands(10)[-1][shoulder] == pytest.approx(held - 0.01, abs=1e-9)
     finally:
         stop_process(proc)

@@ -41,9 +41,12 @@ Modes and swaps are decided in warpd_core/runtime/swap.py, and each tick's comma
   it was computed, then zeros. A velocity is motion, not a hold: stale or invalid joint states
   give zeros at once, so the robot never moves blind longer than the controller trusts its inputs.
 - Episodes (hold_between_episodes, on in config/hil.yaml): HOLD from an EpisodeEvent SUCCESS or
-  TIMEOUT until a policy stamped at or after the next RESET is active (warpd_core EpisodeGate). With
-  good inputs that HOLD holds where the robot is at each tick (position interface), so a robot put
-  back at a start posture stays there instead of being driven back to where the episode ended.
+  TIMEOUT until a policy stamped at or after the next RESET is active (warpd_core EpisodeGate). The
+  position HOLD target is latched at the episode's end and latched again at the RESET, or when the
+  robot is found more than hold_relatch_rad from it (a reset moved it): a robot put back at a start
+  posture stays there instead of being driven back to where the episode ended, and a target never
+  follows the measured position tick by tick (on an arm that sags under its own weight that walks
+  the target down and the arm with it).
 - A non-finite action is never published: that tick publishes the hold command and is counted.
 - Command limits (warpd_core/runtime/command_limits.py) come after the policy and the action_limit
   clip: velocity, position (stop at the limit, brake in time) and rate (acceleration) limits per
@@ -146,6 +149,9 @@ PARAMS = [
           "stamped at or after the next RESET is active: the robot never runs the last episode's policy while it is "
           "put back at a start posture, nor before the planner has planned for the new episode "
           "(config/hil.yaml: true).", read_only=True),
+    Param("hold_relatch_rad", 0.05, "Position interface, between episodes: when a joint is found further than this "
+          "(rad) from the HOLD target, the robot was moved by a reset and the target is latched again where it now "
+          "is. Above the arm's sag under gravity, so the target never creeps.", min=0.001, max=1.0),
     Param("hold_mode", "zero_velocity",
           "Command published in HOLD: zeros; or the last policy command for at most stale_timeout_s when the "
           "HOLD is about the policy (none/expired), zeros when joint states are stale or invalid. Velocity "
@@ -327,6 +333,7 @@ class ControllerNode(LifecycleNode):
         self._n = len(spec.joint_names)
         self._stale_timeout_s = float(p["stale_timeout_s"])
         self._check_state_stamps = bool(p["check_state_stamps"])
+        self._hold_relatch_rad = float(p["hold_relatch_rad"])
         self._swap_mode = p["swap_mode"]
         self._control_rate_hz = float(p["control_rate_hz"])
         self._budget = measure_budget(spec.obs_dim, spec.action_dim, 1.0 / self._control_rate_hz,
@@ -493,6 +500,8 @@ class ControllerNode(LifecycleNode):
             self._pipeline = self._pipeline.with_changes(stale_timeout_s=self._stale_timeout_s)
         if "check_state_stamps" in changes:
             self._check_state_stamps = bool(changes["check_state_stamps"])
+        if "hold_relatch_rad" in changes:
+            self._hold_relatch_rad = float(changes["hold_relatch_rad"])
         if "hold_mode" in changes:
             self._pipeline = self._pipeline.with_changes(hold_mode=changes["hold_mode"])
         if "action_limit" in changes:
@@ -582,6 +591,7 @@ class ControllerNode(LifecycleNode):
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
         if msg.event == EpisodeEvent.RESET:
             self._episode_gate.reset(stamp_to_ns(msg.header.stamp))
+            self._hold_position = None  # latched again by the next HOLD tick: the episode's start posture
         elif msg.event in (EpisodeEvent.SUCCESS, EpisodeEvent.TIMEOUT):
             self._episode_gate.end()
 
@@ -709,9 +719,9 @@ class ControllerNode(LifecycleNode):
             between = self._episode_gate.hold_reason(state.active)
             if between:
                 mode, reason = Mode.HOLD, between
-                # inputs are good: hold where the robot is now, not where the episode ended, so a robot put
-                # back at a start posture (position interface) is not dragged back to the last episode's end
-                self._hold_position = None
+                held, q = self._hold_position, self._q
+                if held is not None and q is not None and np.max(np.abs(q - held)) > self._hold_relatch_rad:
+                    self._hold_position = None  # a reset moved the robot: hold it there, not where the episode ended
         action = None
         if mode != Mode.HOLD:
             obs = self._obs
