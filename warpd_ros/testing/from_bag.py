@@ -193,6 +193,9 @@ def hil_overrides(robot: Robot, checkpoint: Path) -> list[str]:
     return [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
 
 
+START_S = 60.0  # how long a graph may take to run its first policy (a loaded 2-core host: 20 s seen)
+
+
 @dataclass
 class Deployment:
     statuses: list  # ControllerStatus messages
@@ -207,11 +210,12 @@ def deploy(robot: Robot, checkpoint: Path, workdir: Path, seconds: float = 12.0,
     from warpd_ros.testing.standin import running
 
     log = workdir / f"hil-{robot.interface}.log"
-    graph = _started(["bringup", "hil", "--duration", seconds + 20, *hil_overrides(robot, checkpoint), *(extra or [])],
-                     log)
+    # --duration only as a backstop (the graph is stopped below): past the wait for RUN and the watch
+    graph = _started(["bringup", "hil", "--duration", seconds + START_S + 30, *hil_overrides(robot, checkpoint),
+                      *(extra or [])], log)
     try:
         with running(_Watcher, robot.joints) as watcher:
-            watcher.spin_until(lambda: graph.poll() is not None or any(s.mode == 1 for s in watcher.statuses), 60)
+            watcher.spin_until(lambda: graph.poll() is not None or any(s.mode == 1 for s in watcher.statuses), START_S)
             watcher.spin_for(seconds)
             out = Deployment(list(watcher.statuses), np.array(watcher.commands), np.array(watcher.positions), "")
     finally:
