@@ -53,13 +53,14 @@ class Robot:
 def robot_for(task: str, goal: bool = True) -> Robot:
     """reach_around (velocity) or the Panda's velocity/position tasks, with their start posture and goal;
     `goal` False: a robot recorded without a goal topic (no task features: n_task_features 0)."""
+    from warpd_core.robot_contract import interface_of_actions
     from warpd_core.tasks import make_task
 
     env = make_task(task)
     obs = env.reset(0)
     n = len(env.spec.joint_names)
     goal = tuple(float(v) for v in obs[2 * n:]) if goal else ()
-    interface = "position" if env.spec.action_names[0].endswith("_pos") else "velocity"
+    interface = interface_of_actions(env.spec.joint_names, env.spec.action_names)
     limits = {}
     if task.startswith("panda"):  # the Panda's controller limits, from its sim config (one home for them)
         import yaml
