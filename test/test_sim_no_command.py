@@ -91,3 +91,34 @@ def test_a_position_interface_without_commands_holds_where_it_is(tmp_path):
     q = np.array([q for _, q, _ in probe.states])
     assert len(q) >= 30 and np.abs(q[0]).max() > 0.5  # the start posture is far from all-zeros
     assert np.abs(q - q[0]).max() < 0.02, f"the arm left its start posture: {np.abs(q - q[0]).max(0)}"
+
+
+def test_lockstep_applies_each_command_to_the_state_it_answered(tmp_path):
+    """step_on=command (recording): a sender 35 ms late, beyond the 20 ms step, still has its command applied
+    to the state it answered: the next state's velocity is that command, not the one before."""
+    from warpd_ros.conversions import float64_array_msg
+
+    log = tmp_path / "sim.log"
+    proc = start_module("warpd_ros.nodes.sim", {"seed": 0, "step_on": "command", "command_timeout_s": 0.5},
+                        log_path=log, unbuffered=True)
+    Probe.joints = ["shoulder", "elbow", "wrist"]
+    answered = []  # (index of the state answered, command)
+    try:
+        with running(Probe) as probe:
+            assert probe.spin_until(lambda: len(probe.states) > 0, 30), log.read_text()
+            for k in range(40):
+                n = len(probe.states)
+                assert probe.spin_until(lambda: len(probe.states) > n, 2.0), "the sim stopped publishing"
+                time.sleep(0.035)  # late: past the sim's next tick
+                command = np.full(3, 0.4 if k % 2 else 0.1)
+                answered.append((len(probe.states) - 1, command))
+                probe.cmd_pub.publish(float64_array_msg(command))
+            probe.spin_for(0.2)
+    finally:
+        stop_process(proc)
+    # the velocity servo lags a step change a little: each next velocity must be nearer its own command than
+    # the previous one (0.3 apart), which a step on a stale command is not
+    pairs = [(probe.states[i + 1][2], c, previous) for (i, c), (_, previous) in zip(answered[2:], answered[1:])
+             if i + 1 < len(probe.states)]
+    nearer = [np.abs(qd - c).max() < np.abs(qd - previous).max() for qd, c, previous in pairs]
+    assert len(pairs) >= 30 and all(nearer), f"steps on another command than the one answering them: {nearer}"

@@ -35,6 +35,11 @@ How the loop runs:
   machine slows the sim down instead of making it jump, and a consumer that answers each joint
   state always has its command in before the next step. Each episode-end log line reports the
   real-time factor actually achieved.
+- step_on=command (config/record_sim.yaml) is lockstep: a step also waits, up to command_timeout_s,
+  for a command received after the latest joint state, so each command is applied to exactly the
+  state it answered however late its sender is (recording on a loaded 2-core machine, 13% of the
+  expert's commands came after the next step). The sim then runs slower than real time rather than
+  step on a stale command. A robot does not wait; this is for recording demonstrations in the sim.
 - Perturbations come from the shared spec (perturbation_spec) at perturbation_level, applied by
   warpd_core's Perturber exactly as the evaluation runner applies them: pushes and the target
   shift before the step, action noise and actuation delay on the command, observation noise on
@@ -122,6 +127,9 @@ PARAMS = [
     Param("command_timeout_s", 0.1, "Without a command for this long (wall seconds) the sim applies the no-command "
           "action (zero velocities; position interface: the joint positions where the lapse began).",
           min=0.005, max=1.0),
+    Param("step_on", "timer", "timer: step every control_dt with the latest command. command: lockstep, for recording "
+          "demonstrations: also wait (up to command_timeout_s) for a command received after the latest joint state.",
+          choices=("timer", "command"), read_only=True),
     Param("episode_start", "immediately", "When an episode's clock starts: immediately, or once a ControllerStatus "
           "reports RUN with a policy stamped at or after its reset (controller_runs: neither the planner's start-up "
           "nor the previous episode's policy counts against the episode).",
@@ -181,6 +189,10 @@ class SimNode(Node):
         self._held_q: np.ndarray | None = None  # position interface: where the current command lapse began
         self._last_true_obs: np.ndarray | None = None
         self._last_tick: float | None = None  # monotonic seconds of the latest tick taken
+        self._lockstep = values["step_on"] == "command"
+        self._answered = False  # a command arrived after the latest joint state (step_on=command)
+        self._state_wall = 0.0  # monotonic seconds of the latest joint state
+        self.late_commands = 0  # lockstep steps taken without an answer, after command_timeout_s
         self._bad_commands = 0
         self._sim_ns = 0
         self._episode = -1  # index of the current episode (0-based)
@@ -249,6 +261,7 @@ class SimNode(Node):
         self._command = data
         self._command_time = time.monotonic()
         self._held_q = None
+        self._answered = True
 
     def _on_controller_status(self, msg: ControllerStatus) -> None:
         self._note_policy_swap(msg)
@@ -280,6 +293,10 @@ class SimNode(Node):
         now = time.monotonic()
         if self._last_tick is not None and now - self._last_tick < 0.5 * self.task.spec.control_dt / self._rtf:
             return  # early: rcl makes up a period the previous callback overran
+        if self._lockstep and self._phase in ("running", "holding") and not self._answered:
+            if now - self._state_wall < self._command_timeout_s:
+                return  # lockstep: the world waits for the answer to its latest state
+            self.late_commands += 1
         self._last_tick = now
         self._sim_ns += self._dt_ns
         self._send_clock()
@@ -389,7 +406,8 @@ class SimNode(Node):
         self.get_logger().info(
             f"max_episodes={self._max_episodes} reached, stopped stepping: {self._successes}/{self._ended} "
             f"successful ({100.0 * self._successes / self._ended:.0f}%), mean time to success {mean}, "
-            f"modes: {modes}; {self._bad_commands} bad commands ignored")
+            f"modes: {modes}; {self._bad_commands} bad commands ignored"
+            + (f"; {self.late_commands} lockstep steps taken without a command" if self._lockstep else ""))
 
     # ---- outputs ------------------------------------------------------------------------------
     def _stamp_ns(self) -> int:
@@ -402,6 +420,7 @@ class SimNode(Node):
     def _publish_joint_state(self, seen: np.ndarray) -> None:
         n = self._n
         stamp_ns = self._stamp_ns()
+        self._answered, self._state_wall = False, time.monotonic()
         self._joint_pub.publish(joint_state_msg(self.task.spec.joint_names, seen[:n], seen[n:2 * n], stamp_ns))
         self._publish_visualization(stamp_ns)
 
