@@ -191,6 +191,43 @@ def test_bag_recorder_api_catches_latched_topics_and_gives_up_on_missing_ones(tm
             BagRecorder(pubs.node, bag, ["x"]).start()
 
 
+class TwoTopics(TestNode):
+    def __init__(self, context):
+        from std_msgs.msg import String
+
+        super().__init__(context, "test_bag_two_topics")
+        self.first = self.node.create_publisher(String, "test_bag/first", 10)
+        self.second = self.node.create_publisher(String, "test_bag/second", 10)
+
+
+def test_messages_are_logged_when_they_arrived_not_when_a_busy_recorder_got_to_them(tmp_path):
+    """Sent 50 ms apart while the recorder's executor is busy: logged 50 ms apart, in the order sent. Logged
+    when handled, both would get nearly the same time, in the executor's order of topics."""
+    from std_msgs.msg import String
+
+    from warpd_ros.bag_recorder import BagRecorder
+
+    bag = tmp_path / "bag"
+    with running(TwoTopics) as pubs:
+        recorder = BagRecorder(pubs.node, bag, ["test_bag/second", "test_bag/first"], log=lambda text: None)
+        recorder.start()
+        pubs.first.publish(String(data="discovery"))
+        pubs.second.publish(String(data="discovery"))
+        assert pubs.spin_until(lambda: len(recorder.topics) == 2, 10), recorder.missing
+        pubs.spin_for(0.3)
+        before = recorder.counts()
+        pubs.second.publish(String(data="sent first"))  # nothing spins the recorder's node until both are sent
+        time.sleep(0.05)
+        pubs.first.publish(String(data="sent 50 ms later"))
+        time.sleep(0.05)
+        assert pubs.spin_until(lambda: sum(recorder.counts().values()) == sum(before.values()) + 2, 10)
+        recorder.close()
+    _, messages = read_bag(bag)
+    (t_first, first), (t_second, second) = messages["/test_bag/second"][-1], messages["/test_bag/first"][-1]
+    assert (first.data, second.data) == ("sent first", "sent 50 ms later")
+    assert 0.04e9 <= t_second - t_first <= 0.07e9, (t_second - t_first) / 1e6
+
+
 def test_record_bag_fails_clearly_when_no_topic_appears(tmp_path, run_warpd):
     proc = run_warpd("record-bag", "--out", str(tmp_path / "bag"), "--wait", "1", "no_such_topic", timeout=60)
     assert proc.returncode == 2, proc.stderr

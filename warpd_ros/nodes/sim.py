@@ -30,15 +30,17 @@ How the loop runs:
   zero velocities, or for a position interface the joint positions where the lapse began (a
   command of zeros would send every joint to 0 rad). A command sent before a RESET was computed
   for the previous episode and is never applied to the next one. A tick that fires late is not
-  made up, and one that comes less than half a period after the previous (rcl fires at once after
-  a callback that overran its period) is dropped: sim time is steps x control_dt, so a loaded
-  machine slows the sim down instead of making it jump, and a consumer that answers each joint
-  state always has its command in before the next step. Each episode-end log line reports the
+  made up, and one that comes less than half a period after the previous tick or joint state (rcl
+  fires at once after a callback that overran its period) is dropped: sim time is steps x
+  control_dt, so a loaded machine slows the sim down instead of making it jump, and a consumer
+  that answers each joint state always has its command in before the next step. Each episode-end log line reports the
   real-time factor actually achieved.
 - step_on=command (config/record_sim.yaml) is lockstep: a step also waits, up to command_timeout_s,
   for a command received after the latest joint state, so each command is applied to exactly the
   state it answered however late its sender is (recording on a loaded 2-core machine, 13% of the
-  expert's commands came after the next step). The sim then runs slower than real time rather than
+  expert's commands came after the next step). A step also comes at least 5 ms after its command
+  arrived, so a recorder receives the command before the state it produced (in a race, 0.8% of a
+  recording's commands came after that state). The sim then runs slower than real time rather than
   step on a stale command. A robot does not wait; this is for recording demonstrations in the sim.
 - Perturbations come from the shared spec (perturbation_spec) at perturbation_level, applied by
   warpd_core's Perturber exactly as the evaluation runner applies them: pushes and the target
@@ -141,6 +143,9 @@ PARAMS = [
     Param("frame_prefix", "", "Prefix of the tf frame names (as robot_state_publisher's frame_prefix), for several "
           "robots on one /tf, e.g. 'r1/'.", read_only=True),
 ]
+
+
+LOCKSTEP_GAP_S = 0.005  # step_on=command: a command is applied no sooner than this after it arrived
 
 
 class SimNode(Node):
@@ -291,12 +296,15 @@ class SimNode(Node):
         if self._phase == "finished":
             return
         now = time.monotonic()
-        if self._last_tick is not None and now - self._last_tick < 0.5 * self.task.spec.control_dt / self._rtf:
-            return  # early: rcl makes up a period the previous callback overran
-        if self._lockstep and self._phase in ("running", "holding") and not self._answered:
-            if now - self._state_wall < self._command_timeout_s:
-                return  # lockstep: the world waits for the answer to its latest state
-            self.late_commands += 1
+        if now - max(self._last_tick or 0.0, self._state_wall) < 0.5 * self.task.spec.control_dt / self._rtf:
+            return  # early: rcl makes up a period the previous callback overran (a Panda reset takes ~70 ms)
+        if self._lockstep and self._phase in ("running", "holding"):
+            if not self._answered:
+                if now - self._state_wall < self._command_timeout_s:
+                    return  # lockstep: the world waits for the answer to its latest state
+                self.late_commands += 1
+            elif now - self._command_time < LOCKSTEP_GAP_S:
+                return  # a recorder gets the command before the state it produces, not in a race with it
         self._last_tick = now
         self._sim_ns += self._dt_ns
         self._send_clock()
