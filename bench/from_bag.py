@@ -3,10 +3,11 @@
 
 Per robot (the Franka Panda task with velocity commands, and with position commands; reach_around too on
 request):
-1. record: warpd_sim driven by the scripted expert through ROS (config/record_sim.yaml) while
-   `warpd record-bag` writes an MCAP bag of JointState, commands, the goal PoseStamped and EpisodeEvents;
+1. record: warpd_sim driven by the scripted expert through ROS (config/record_sim.yaml: the expert answers
+   each joint state, the sim steps in lockstep with it) while `warpd record-bag` writes an MCAP bag of
+   JointState, commands, the goal PoseStamped and EpisodeEvents;
 2. `warpd import-bag` (goal, episode events, the command interface, the time held at the goal; one step
-   per command, as the expert sent them at the control rate);
+   per command, paired with the newest joint state stamped before it arrived);
 3. `warpd train --config config/train_from_bag.yaml` (full size, or the steps given);
 4. `warpd bringup hil` against the driver emulator with warpd_episodes: one episode per unseen seed from
    that seed's start posture and goal (the emulator's ~/reset), success = the effector point within 3 cm
