@@ -33,8 +33,8 @@ How the loop runs:
   made up, and one that comes less than half a period after the previous tick or joint state (rcl
   fires at once after a callback that overran its period) is dropped: sim time is steps x
   control_dt, so a loaded machine slows the sim down instead of making it jump, and a consumer
-  that answers each joint state always has its command in before the next step. Each episode-end log line reports the
-  real-time factor actually achieved.
+  that answers each joint state always has its command in before the next step. Each episode-end
+  log line reports the real-time factor actually achieved.
 - step_on=command (config/record_sim.yaml) is lockstep: a step also waits, up to command_timeout_s,
   for a command received after the latest joint state, so each command is applied to exactly the
   state it answered however late its sender is (recording on a loaded 2-core machine, 13% of the
