@@ -14,8 +14,8 @@ pure-Python `rosbags` library (the same one `warpd import-bag` reads with):
 - every message is logged at its receive time: when the middleware received it (rmw's
   received_timestamp), not when this Python process got round to it. An executor that was busy takes
   ready messages topic by topic, so processing times put a command after the joint state it caused
-  whenever both waited (0.8% of a recording's commands on a loaded 2-core machine), and an importer
-  pairs by these times. Under use_sim_time, the node's clock (sim time) when it is handled;
+  whenever both waited (13% of the states of a recording on a loaded 2-core machine looked unanswered),
+  and an importer pairs by these times. Under use_sim_time, the node's clock (sim time) when it is handled;
 - message definitions are embedded in the MCAP file, so a reader needs no ROS install and no type
   registration to decode them: standard types from rosbags' Kilted store, warpd_ros/msg/* from this
   package's msg/*.msg files, and others from `<share>/<pkg>/msg/<Type>.msg` under AMENT_PREFIX_PATH or this

@@ -37,11 +37,10 @@ How the loop runs:
   log line reports the real-time factor actually achieved.
 - step_on=command (config/record_sim.yaml) is lockstep: a step also waits, up to command_timeout_s,
   for a command received after the latest joint state, so each command is applied to exactly the
-  state it answered however late its sender is (recording on a loaded 2-core machine, 13% of the
-  expert's commands came after the next step). A step also comes at least 5 ms after its command
-  arrived, so a recorder receives the command before the state it produced (in a race, 0.8% of a
-  recording's commands came after that state). The sim then runs slower than real time rather than
-  step on a stale command. A robot does not wait; this is for recording demonstrations in the sim.
+  state it answered however late its sender is (recording two robots at once on 2 cores without it,
+  ~1% of the steps ran on the command answering the state before). A step also comes at least 5 ms
+  after its command arrived, so a recorder that orders by arrival gets the command before the state it
+  produced. The sim then runs slower than real time rather than step on a stale command. A robot does not wait; this is for recording demonstrations in the sim.
 - Perturbations come from the shared spec (perturbation_spec) at perturbation_level, applied by
   warpd_core's Perturber exactly as the evaluation runner applies them: pushes and the target
   shift before the step, action noise and actuation delay on the command, observation noise on
