@@ -15,13 +15,13 @@ from warpd_ros.testing.standin import TestNode, running
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.once]  # the sim's own stepping rule
 
+REACH_AROUND_JOINTS = ["shoulder", "elbow", "wrist"]
+
 
 class Probe(TestNode):
     """Records joint states (stamp, q, qd) and EpisodeEvents; publishes commands."""
 
-    joints: list[str] = []
-
-    def __init__(self, context):
+    def __init__(self, context, joints):
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Float64MultiArray
         from std_srvs.srv import Trigger
@@ -32,7 +32,7 @@ class Probe(TestNode):
         from warpd_ros.qos import COMMAND_QOS, EVENTS_QOS, SENSOR_QOS
 
         super().__init__(context, "test_sim_no_command_probe")
-        self.index = JointIndex(self.joints)
+        self.index = JointIndex(joints)
         self.states, self.events = [], []
         self.cmd_pub = self.node.create_publisher(Float64MultiArray, topics.JOINT_COMMANDS, COMMAND_QOS)
         self.node.create_subscription(JointState, topics.JOINT_STATES, self._on_state, SENSOR_QOS)
@@ -57,9 +57,8 @@ def test_the_previous_episodes_command_is_not_applied_after_a_reset(tmp_path):
 
     log = tmp_path / "sim.log"
     proc = start_module("warpd_ros.nodes.sim", {"seed": 0, "command_timeout_s": 0.5}, log_path=log, unbuffered=True)
-    Probe.joints = ["shoulder", "elbow", "wrist"]
     try:
-        with running(Probe) as probe:
+        with running(Probe, REACH_AROUND_JOINTS) as probe:
             assert probe.spin_until(lambda: len(probe.states) > 10, 30), log.read_text()
             for _ in range(30):  # 0.3 s of a steady command: the arm moves
                 probe.cmd_pub.publish(float64_array_msg([1.0, -1.0, 1.0]))
@@ -81,9 +80,8 @@ def test_a_position_interface_without_commands_holds_where_it_is(tmp_path):
     log = tmp_path / "sim.log"
     proc = start_module("warpd_ros.nodes.sim", {"task": "panda_reach_around_position", "seed": 3},
                         log_path=log, unbuffered=True)
-    Probe.joints = list(JOINTS)
     try:
-        with running(Probe) as probe:
+        with running(Probe, list(JOINTS)) as probe:
             assert probe.spin_until(lambda: len(probe.states) > 0, 60), log.read_text()
             probe.spin_for(1.0)  # no command at all: 50 steps of the no-command action
     finally:
@@ -101,10 +99,9 @@ def test_lockstep_applies_each_command_to_the_state_it_answered(tmp_path):
     log = tmp_path / "sim.log"
     proc = start_module("warpd_ros.nodes.sim", {"seed": 0, "step_on": "command", "command_timeout_s": 0.5},
                         log_path=log, unbuffered=True)
-    Probe.joints = ["shoulder", "elbow", "wrist"]
     answered = []  # (index of the state answered, command)
     try:
-        with running(Probe) as probe:
+        with running(Probe, REACH_AROUND_JOINTS) as probe:
             assert probe.spin_until(lambda: len(probe.states) > 0, 30), log.read_text()
             for k in range(40):
                 n = len(probe.states)

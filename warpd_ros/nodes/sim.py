@@ -192,10 +192,9 @@ class SimNode(Node):
         self._position_interface = interface_of_actions(spec.joint_names, spec.action_names) == POSITION
         self._held_q: np.ndarray | None = None  # position interface: where the current command lapse began
         self._last_true_obs: np.ndarray | None = None
-        self._last_tick: float | None = None  # monotonic seconds of the latest tick taken
         self._lockstep = values["step_on"] == "command"
         self._answered = False  # a command arrived after the latest joint state (step_on=command)
-        self._state_wall = 0.0  # monotonic seconds of the latest joint state
+        self._state_wall = 0.0  # monotonic seconds of the latest joint state (published by every tick taken)
         self.late_commands = 0  # lockstep steps taken without an answer, after command_timeout_s
         self._bad_commands = 0
         self._sim_ns = 0
@@ -295,7 +294,8 @@ class SimNode(Node):
         if self._phase == "finished":
             return
         now = time.monotonic()
-        if now - max(self._last_tick or 0.0, self._state_wall) < 0.5 * self.task.spec.control_dt / self._rtf:
+        # every tick taken publishes a joint state, so the latest one dates the previous tick too
+        if now - self._state_wall < 0.5 * self.task.spec.control_dt / self._rtf:
             return  # early: rcl makes up a period the previous callback overran (a Panda reset takes ~70 ms)
         if self._lockstep and self._phase in ("running", "holding"):
             if not self._answered:
@@ -304,7 +304,6 @@ class SimNode(Node):
                 self.late_commands += 1
             elif now - self._command_time < LOCKSTEP_GAP_S:
                 return  # a recorder gets the command before the state it produces, not in a race with it
-        self._last_tick = now
         self._sim_ns += self._dt_ns
         self._send_clock()
         if self._phase == "waiting":
