@@ -55,7 +55,8 @@ class Recording:
 
 
 def write_bag(path, recording, storage=StoragePlugin.SQLITE3, bad_state_at=None, short_command_at=None,
-              extra_topic=False):
+              extra_topic=False, state_lag_ns=0):
+    """Joint states stamped at STATE_NS and logged `state_lag_ns` later (their trip to the recorder)."""
     joint_state = TYPESTORE.types["sensor_msgs/msg/JointState"]
     command = TYPESTORE.types["std_msgs/msg/Float64MultiArray"]
     header, stamp = TYPESTORE.types["std_msgs/msg/Header"], TYPESTORE.types["builtin_interfaces/msg/Time"]
@@ -67,7 +68,7 @@ def write_bag(path, recording, storage=StoragePlugin.SQLITE3, bad_state_at=None,
         msg = joint_state(header=header(stamp=stamp(sec=t // 10**9, nanosec=t % 10**9), frame_id=""),
                           name=list(recording.name_orders[k]), position=recording.positions[k, order],
                           velocity=velocity, effort=np.zeros(0))
-        messages.append((t, "/joint_states", msg))
+        messages.append((t + state_lag_ns, "/joint_states", msg))
     for k, t in enumerate(COMMAND_NS):
         data = recording.commands[k][: 2 if k == short_command_at else 3]
         messages.append((t, "/forward_velocity_controller/commands", command(layout=layout, data=data)))
@@ -101,6 +102,18 @@ def test_import_holds_exactly_the_recorded_values(tmp_path, run_warpd, storage):
         assert record.task == "rosbag" and record.mode is None and record.success is None
         assert record.metadata["commands_topic"] == "/forward_velocity_controller/commands"
     assert dataset.episodes[1].metadata["start_ns"] == EPISODE_2_NS[0]
+
+
+def test_commands_pair_with_the_state_stamped_before_them_even_when_it_reached_the_recorder_after(tmp_path, capsys):
+    """Each joint state reaches the recorder 8 ms after its stamp, and each command 5 ms after the state it
+    answers: by receive order a command would pair with the state before; by header stamps, with its own."""
+    recording = Recording(seed=2)
+    bag = write_bag(tmp_path / "bag", recording, StoragePlugin.MCAP, state_lag_ns=8 * MS)
+    status, out, err = warpd(capsys, bag, "--out", tmp_path / "ds", "--joints", ",".join(JOINTS))
+    assert status == 0, err
+    assert "joint states placed at their header stamps (they reached the recorder 8.0 ms later" in out
+    for (obs, act, _), (want_obs, want_act) in zip(Dataset.open(tmp_path / "ds"), recording.expected()):
+        assert np.array_equal(obs, want_obs) and np.array_equal(act, want_act)
 
 
 def test_default_joint_order_is_the_first_message_and_imports_append(tmp_path, capsys):
