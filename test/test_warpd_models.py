@@ -272,3 +272,47 @@ def test_non_warpd_files_are_refused(tmp_path):
         load_checkpoint(text)
     with pytest.raises(WarpdError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.safetensors")
+
+
+POSITION_OBS = ["q_j0", "q_j1", "qd_j0", "qd_j1", "goal_x"]
+POSITION_ACT = ["j0_pos", "j1_pos"]
+
+
+@pytest.mark.parametrize("activation,hidden", [("elu", [16, 16]), ("relu", [16]), ("gelu", [16, 8]), ("elu", [])])
+def test_position_actions_learned_as_steps_run_as_targets(activation, hidden):
+    """With action_offset, the policy learns target - q and the published MLP outputs q + step: the numpy
+    runtime (what the controller runs) equals the torch policy's de-normalised step plus the measured q."""
+    torch.manual_seed(0)
+    config = tiny_config(policy={"hidden": hidden, "activation": activation, "action_offset": "auto"})
+    model = WarpdModel(config, POSITION_OBS, POSITION_ACT, ["t"]).eval()
+    rng = np.random.default_rng(1)
+    obs = rng.normal([0.3, -1.2, 0, 0, 0.5], [0.8, 0.5, 1, 1, 0.2], (200, 5))
+    targets = obs[:, :2] + rng.normal(0.01, 0.02, (200, 2))
+    steps = model.learned_actions(obs, targets)
+    np.testing.assert_allclose(steps, targets - obs[:, :2])
+    model.set_normalization(obs, steps)
+    assert model.architecture.layer_sizes == (5, *(h + 2 for h in hidden), 2)
+    hypernet = model.stage1.hypernet
+    weights = hypernet(torch.randn(1, 6))
+    x = torch.as_tensor(obs, dtype=torch.float32)
+    step = hypernet.policy_forward(hypernet.split(weights), model.normalize_obs(x).unsqueeze(0))[0]
+    expected = (step * model.action_std + model.action_mean).detach().numpy() + obs[:, :2]
+    policy = model.to_generated_policy(weights[0], torch.zeros(6), "t")
+    runtime = MLPPolicy(policy)
+    np.testing.assert_allclose(runtime.select_actions(obs), expected, atol=2e-5)
+    np.testing.assert_allclose(runtime.select_action(obs[7]), expected[7], atol=2e-5)
+
+
+def test_action_offset_refusals():
+    with pytest.raises(WarpdError, match="activation 'tanh'"):
+        WarpdModel(tiny_config(policy={"activation": "tanh", "action_offset": "joint_position"}),
+                   POSITION_OBS, POSITION_ACT, ["t"])
+    with pytest.raises(WarpdError, match="needs position actions"):
+        WarpdModel(tiny_config(policy={"action_offset": "joint_position"}), POSITION_OBS, ["j0_vel", "j1_vel"], ["t"])
+    with pytest.raises(WarpdError, match="policy.action_offset"):
+        tiny_config(policy={"action_offset": "steps"}).validate("x.yaml")
+    # auto leaves velocity actions, and none leaves position actions, as they are
+    velocity = WarpdModel(tiny_config(policy={"action_offset": "auto"}), POSITION_OBS, ["j0_vel", "j1_vel"], ["t"])
+    absolute = WarpdModel(tiny_config(), POSITION_OBS, POSITION_ACT, ["t"])
+    assert velocity.offset_indices is None and absolute.offset_indices is None
+    assert absolute.architecture == absolute.stage1.hypernet.architecture

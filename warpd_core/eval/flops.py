@@ -93,9 +93,10 @@ def warpd_cost(model, task: str, steps: int | None = None, timing: bool = False,
     layers = hypernet.split(weights)
     with torch.no_grad():
         step_flops = count_flops(hypernet.policy_forward, layers, obs.unsqueeze(1))
-    expected = mlp_matmul_flops(model.architecture.layer_sizes)
+    expected = mlp_matmul_flops(hypernet.architecture.layer_sizes)
     if step_flops != expected:  # the torch twin must run exactly the architecture's products
         raise RuntimeError(f"counted {step_flops} FLOPs for the generated MLP, its architecture implies {expected}")
+    step_flops = mlp_matmul_flops(model.architecture.layer_sizes)  # what runs: with any pass-through units
     cost = MethodCost("warpd", planner_flops, step_flops)
     if timing:
         planner = Planner(model, task, steps=steps)

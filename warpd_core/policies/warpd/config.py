@@ -25,6 +25,10 @@ class PolicyConfig:
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "elu"
     output_activation: str = "identity"
+    # none: actions are learned as demonstrated. joint_position: position targets are learned as steps from the
+    # measured position and published as targets (action_offset.py). auto: joint_position for position
+    # actions, none otherwise. "none" is the default because every checkpoint written before this key was.
+    action_offset: str = "none"
 
 
 @dataclass
@@ -117,11 +121,13 @@ class TrainConfig(RunConfig):
     def validate(self, where: str) -> None:
         """Choices fail at load time, not after stage 1 has trained for half an hour."""
         from warpd_core.errors import WarpdError
+        from warpd_core.policies.warpd.action_offset import ACTION_OFFSETS
         from warpd_core.policies.warpd.hypernet import HYPERNET_KINDS
         from warpd_core.policies.common.samplers import SAMPLERS
 
         super().validate(where)
         for key, value, choices in (("hypernet.kind", self.hypernet.kind, HYPERNET_KINDS),
+                                    ("policy.action_offset", self.policy.action_offset, ACTION_OFFSETS),
                                     ("diffusion.sampler", self.diffusion.sampler, SAMPLERS)):
             if value not in choices:
                 raise WarpdError(f"{where}: {key} is {value!r}", f"use one of {', '.join(choices)}")

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from warpd_core.policies.warpd import action_offset
 from warpd_core.policies.warpd.config import TrainConfig
 from warpd_core.policies.warpd.latent_diffusion import LatentDenoiser, sample_latents
 from warpd_core.policies.warpd.stage1 import Stage1
@@ -27,10 +28,18 @@ class WarpdModel(nn.Module):
         for name, dim in (("obs_mean", obs_dim), ("obs_std", obs_dim), ("action_mean", action_dim),
                           ("action_std", action_dim), ("latent_mean", latent_dim), ("latent_std", latent_dim)):
             self.register_buffer(name, torch.zeros(dim) if name.endswith("mean") else torch.ones(dim))
+        # position actions learned as steps from q (action_offset.py); None: actions learned as they are
+        self.offset_indices = action_offset.offset_indices(config.policy.action_offset, obs_names, action_names,
+                                                           config.policy.activation)
 
     @property
     def architecture(self):
-        return self.stage1.hypernet.architecture
+        """The published policy's architecture (with pass-through units when actions are offset)."""
+        return action_offset.runtime_architecture(self.stage1.hypernet.architecture, self.offset_indices)
+
+    def learned_actions(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Demonstrated actions (T, A) as the generated policies learn them (steps from q, or as they are)."""
+        return action_offset.learned_actions(obs, actions, self.offset_indices)
 
     def task_id(self, task: str) -> int:
         try:
@@ -63,12 +72,17 @@ class WarpdModel(nn.Module):
         def np32(t):
             return t.detach().to("cpu", torch.float32).numpy()
 
-        return GeneratedPolicy(architecture=self.architecture, weights=np32(weights), obs_mean=np32(self.obs_mean),
+        flat = np32(weights)
+        if self.offset_indices is not None:
+            flat = action_offset.with_pass_through(self.stage1.hypernet.architecture, flat, self.offset_indices,
+                                                   np32(self.obs_mean), np32(self.obs_std), np32(self.action_std))
+        return GeneratedPolicy(architecture=self.architecture, weights=flat, obs_mean=np32(self.obs_mean),
                                obs_std=np32(self.obs_std), action_mean=np32(self.action_mean),
                                action_std=np32(self.action_std), latent=np32(latent), task=task, **fields)
 
     def set_normalization(self, obs: np.ndarray, actions: np.ndarray, min_std: float = 1e-3) -> None:
-        """Statistics from training data; tiny stds are floored so constant features stay finite."""
+        """Statistics from training data (actions as learned); tiny stds are floored so constant features stay
+        finite."""
         for prefix, data in (("obs", obs), ("action", actions)):
             getattr(self, f"{prefix}_mean").copy_(torch.as_tensor(data.mean(0)))
             getattr(self, f"{prefix}_std").copy_(torch.as_tensor(np.maximum(data.std(0), min_std)))

@@ -78,8 +78,9 @@ def build_model(config: TrainConfig, datasets: list) -> tuple[WarpdModel, Window
     """The model (one task embedding per configured task, normalisation over all their
     demonstrations) and the training windows of every dataset, each tagged with its task id."""
     task_names = config.data.task_list
-    demos = demonstrations(datasets, task_names)
     model = WarpdModel(config, datasets[0].info.obs_names, datasets[0].info.action_names, task_names)
+    demos = [(obs, model.learned_actions(obs, actions), task) for obs, actions, task in
+             demonstrations(datasets, task_names)]
     model.set_normalization(np.concatenate([d[0] for d in demos]), np.concatenate([d[1] for d in demos]))
     stats = [getattr(model, n).numpy() for n in ("obs_mean", "obs_std", "action_mean", "action_std")]
     loss = config.loss
