@@ -193,6 +193,12 @@ def test_a_position_controller_holds_where_the_joints_are_and_never_commands_zer
             steps = np.abs(np.diff(driven, axis=0))
             assert steps.max() <= 0.5 / RATE_HZ + 1e-9  # targets travel at most at the velocity limit
             assert not (np.abs(driven) < 1e-12).all(axis=1).any()  # never the all-zeros command
+            # a live change of the swap checks keeps the interface: the next position policy is still accepted
+            assert h.set_param("max_clock_skew_s", 0.4).successful
+            policy = policy_for(STANDIN_JOINTS, 3)
+            policy.command_interface = "position"
+            status = h.send_and_wait(policy)
+            assert (status.swaps_accepted, status.swaps_rejected) == (2, 1), status.last_rejection_reason
         log = log_path.read_text()
         assert "position interface" in log
     finally:

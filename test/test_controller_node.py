@@ -1,5 +1,6 @@
 """The warpd_controller node in a real process, driven from a real rclpy node in this one (loopback, private
 domain; no mocks). One controller process is shared by the tests of this file, which run in order."""
+import threading
 import time
 
 import numpy as np
@@ -9,6 +10,7 @@ from warpd_core.runtime.command_pipeline import Mode
 from warpd_core.runtime.mlp_runtime import MLPPolicy
 from warpd_ros.modes import status_mode
 from warpd_ros.testing.policies import PIPELINE_PARAMETERS, clipping_policy, expected_command as pipeline_command
+from warpd_ros.testing.policies import policy_for
 from warpd_ros.testing.policies import pipeline_from_parameters
 from warpd_ros.testing.processes import start_module, stop_process
 from warpd_ros.testing.standin import JOINTS, NOMINAL, Q, RobotStandIn, diagnostic_values, feed, observation, running
@@ -244,3 +246,45 @@ def test_last_command_hold_bridges_an_expiry_briefly_but_never_moves_blind(harne
     finally:
         harness.feed = NOMINAL
         assert harness.set_param("hold_mode", "zero_velocity").successful
+
+
+def _command_changes_and_states(harness, seconds: float) -> tuple[int, int]:
+    """Over `seconds` of joint states whose shoulder position moves with every state: how often the command
+    changed, and how many states were sent."""
+
+    stop, t0 = threading.Event(), time.monotonic()
+
+    def move():
+        k = 0
+        while not stop.is_set():
+            k += 1
+            harness.feed = feed(q={**Q, "shoulder": Q["shoulder"] + 1e-4 * k})
+            time.sleep(0.001)
+    mover = threading.Thread(target=move)
+    mover.start()
+    try:
+        time.sleep(0.2 + seconds)
+    finally:
+        stop.set()
+        mover.join()
+        harness.feed = NOMINAL
+    window = (t0 + 0.2, t0 + 0.2 + seconds)
+    commands = [c.data for c in harness.commands_between(*window)]
+    changes = sum(not np.array_equal(a, b) for a, b in zip(commands, commands[1:]))
+    return changes, sum(window[0] <= t < window[1] for t in harness.ticks)
+
+
+def test_the_policy_is_evaluated_at_policy_rate_hz_on_faster_joint_states(harness):
+    """States at 100 Hz, the policy at 50 Hz: the command changes at about every second state; at every tick
+    (policy_rate_hz 0 without a checkpoint) with every state. Last in this file: its policy stays active."""
+    harness.send_and_wait(policy_for(JOINTS, 40, action_scale=0.2, planner="policy_rate_test"))
+    harness.fresh_status(lambda s: status_mode(s) == Mode.RUN and s.active_policy_id == 40, what="RUN")
+    try:
+        assert harness.set_param("policy_rate_hz", 50.0).successful
+        thinned, states = _command_changes_and_states(harness, 1.5)
+        assert 0.25 * states <= thinned <= 0.65 * states, (thinned, states)
+        assert harness.set_param("policy_rate_hz", 0.0).successful
+        every, states = _command_changes_and_states(harness, 1.5)
+        assert every >= 0.7 * states and every > 1.3 * thinned, (every, thinned, states)
+    finally:
+        harness.set_param("policy_rate_hz", 0.0)

@@ -47,6 +47,10 @@ Modes and swaps are decided in warpd_core/runtime/swap.py, and each tick's comma
   posture stays there instead of being driven back to where the episode ended, and a target never
   follows the measured position tick by tick (on an arm that sags under its own weight that walks
   the target down and the arm with it).
+- The policy is evaluated at the rate it was trained at (policy_rate_hz; 0 = the checkpoint's), on the
+  newest joint state, and its action held between evaluations, as the demonstrations held each command;
+  the loop still ticks at control_rate_hz for limits, staleness and HOLD (warpd_core/runtime/policy_rate.py:
+  a 50 Hz policy fed 500 Hz states stalled in 9 of 30 episodes).
 - A non-finite action is never published: that tick publishes the hold command and is counted.
 - Command limits (warpd_core/runtime/command_limits.py) come after the policy and the action_limit
   clip: velocity, position (stop at the limit, brake in time) and rate (acceleration) limits per
@@ -66,6 +70,7 @@ Modes and swaps are decided in warpd_core/runtime/swap.py, and each tick's comma
 - BLAS runs on one thread (run_node's limit_math_threads): at these sizes that is faster and
   predictable on a busy machine.
 """
+import dataclasses
 import gc
 import sys
 import time
@@ -79,6 +84,7 @@ from warpd_core.runtime.command_limits import JointLimits, limits_from_urdf, tig
 from warpd_core.runtime.command_pipeline import POSITION, VELOCITY
 from warpd_core.runtime.command_pipeline import REASON_NO_POLICY, CommandPipeline, Mode, inputs_ok
 from warpd_core.runtime.compute_budget import REASON_COMPUTE, ComputeBudget, measure_budget
+from warpd_core.runtime.policy_rate import PolicySchedule
 from warpd_core.runtime.signing import PolicyVerifier, load_key
 from warpd_core.runtime.swap import (ActivePolicy, ControllerSpec, EpisodeGate, LoopTimer, PolicySlot, decide_mode,
                                     state_time_ns)
@@ -136,6 +142,11 @@ PARAMS = [
           read_only=True),
     Param("control_rate_hz", 1000.0, "Control loop rate (Hz); a change re-creates the timer. Refused while the "
           "active policy would not fit the new period (compute_budget).", min=1.0, max=2000.0),
+    Param("policy_rate_hz", 0.0, "How often the policy is evaluated on the newest joint state (Hz); the loop holds "
+          "its action in between, as the demonstrations held each command. 0 = the rate the checkpoint was "
+          "trained at (its robot contract), or every tick where that is unknown. >= control_rate_hz: every tick "
+          "(a policy fed faster states than it was trained on can stall; warpd_core/runtime/policy_rate.py).",
+          min=0.0, max=10000.0),
     Param("compute_budget", 0.1, "Share of the control period one policy forward may take, as predicted from "
           "this host's measured MLP speed; a policy over it is refused (over_compute_budget). The rest of the "
           "period goes to the tick itself, joint states, swaps and status. 0 = no budget (a host you have "
@@ -297,6 +308,7 @@ class ControllerNode(LifecycleNode):
         self._published = None  # the last command sent (a HOLD sends zeros first)
         self._last_command_ns: int | None = None
         self._hold_position: np.ndarray | None = None  # position interface: latched when a HOLD begins
+        self._held_action: np.ndarray | None = None  # the policy's action since its last evaluation
         self._episode_gate: EpisodeGate | None = None  # with hold_between_episodes (configure)
         self._loop = LoopTimer(self._control_rate_hz)
 
@@ -308,9 +320,11 @@ class ControllerNode(LifecycleNode):
             spec = ControllerSpec(tuple(p["joint_names"]), int(p["n_task_features"]), float(p["max_clock_skew_s"]),
                                   float(p["max_policy_age_s"]), p["command_interface"])
             goal = (default_goal_features(spec.n_task_features), DEFAULT_FRAME)
+            trained_rate_hz = None
             if p["checkpoint"]:
                 contract = read_checkpoint_contract(resolve_package_file(p["checkpoint"]))
                 goal = (contract.task_feature_names, contract.task_frame)
+                trained_rate_hz = contract.control_rate_hz
                 contract.require(
                     f"checkpoint {p['checkpoint']}", "configure joint_names, command_interface and n_task_features "
                     "as the checkpoint was trained, or deploy a checkpoint trained for this robot",
@@ -336,6 +350,8 @@ class ControllerNode(LifecycleNode):
         self._hold_relatch_rad = float(p["hold_relatch_rad"])
         self._swap_mode = p["swap_mode"]
         self._control_rate_hz = float(p["control_rate_hz"])
+        self._trained_rate_hz = trained_rate_hz
+        self._schedule = self._policy_schedule(float(p["policy_rate_hz"]))
         self._budget = measure_budget(spec.obs_dim, spec.action_dim, 1.0 / self._control_rate_hz,
                                       float(p["compute_budget"]))
         self._reset_bookkeeping()
@@ -367,9 +383,22 @@ class ControllerNode(LifecycleNode):
         self.get_logger().info(
             f"configured: {list(spec.joint_names)} + {spec.n_task_features} task features, {spec.command_interface} "
             f"interface, at "
-            f"{self._control_rate_hz:g} Hz (obs {spec.obs_dim}, action {spec.action_dim}); compute budget "
+            f"{self._control_rate_hz:g} Hz (obs {spec.obs_dim}, action {spec.action_dim}), {self._policy_rate_text()}; "
+            f"compute budget "
             f"{self._budget.summary()}; commands on {self.resolve_topic_name(topics.JOINT_COMMANDS)} once active")
         return TransitionCallbackReturn.SUCCESS
+
+    def _policy_schedule(self, policy_rate_hz: float) -> PolicySchedule:
+        """policy_rate_hz as configured (0: the trained rate where known); every tick at or above the loop rate."""
+        rate = policy_rate_hz or self._trained_rate_hz or 0.0
+        return PolicySchedule(0.0 if rate >= self._control_rate_hz else rate)
+
+    def _policy_rate_text(self) -> str:
+        rate = self._schedule.rate_hz
+        if not rate:
+            return "the policy evaluated every tick"
+        trained = " (the checkpoint's trained rate)" if rate == self._trained_rate_hz else ""
+        return f"the policy evaluated at {rate:g} Hz{trained}, its action held in between"
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start the control loop, but only on fresh, valid joint states: a loop started blind would
@@ -383,6 +412,7 @@ class ControllerNode(LifecycleNode):
         self._mode, self._mode_reason = Mode.HOLD, REASON_NO_POLICY
         self._hold_position = None  # latched again by the first HOLD tick, from the fresh joint state
         self._published = None if self._position else np.zeros(self._n)
+        self._schedule.forget()
         # A one-shot (reset by a tick, cancelled when it fires) that handles a queued policy right after
         # that tick. (The EventsExecutor does not support guard conditions.)
         self._swap_timer = self.create_timer(20e-6, self._on_swap_timer, clock=self._steady, autostart=False)
@@ -511,9 +541,10 @@ class ControllerNode(LifecycleNode):
                                          float(changes["compute_budget"]))
         if "max_clock_skew_s" in changes or "max_policy_age_s" in changes:
             spec = self._spec
-            self._spec = ControllerSpec(spec.joint_names, spec.n_task_features,
-                                        float(changes.get("max_clock_skew_s", spec.max_clock_skew_s)),
-                                        float(changes.get("max_policy_age_s", spec.max_policy_age_s)))
+            self._spec = dataclasses.replace(spec, max_clock_skew_s=float(changes.get("max_clock_skew_s",
+                                                                                        spec.max_clock_skew_s)),
+                                             max_policy_age_s=float(changes.get("max_policy_age_s",
+                                                                                spec.max_policy_age_s)))
         if "swap_mode" in changes and changes["swap_mode"] != self._swap_mode:
             self._swap_mode = changes["swap_mode"]
             if self._swap_mode == SWAP_RUN and self._slot.shadow is not None:
@@ -529,6 +560,11 @@ class ControllerNode(LifecycleNode):
                 self.destroy_timer(self._control_timer)
                 self._control_timer = self.create_timer(1.0 / self._control_rate_hz, self._on_tick,
                                                         clock=self._steady)
+        if "policy_rate_hz" in changes or "control_rate_hz" in changes:
+            self._schedule = self._policy_schedule(float(self.get_parameter("policy_rate_hz").value
+                                                         if "policy_rate_hz" not in changes
+                                                         else changes["policy_rate_hz"]))
+            self.get_logger().info(f"{self._policy_rate_text()}")
 
     def _apply_realtime(self) -> None:
         self._realtime_timer.cancel()
@@ -723,15 +759,20 @@ class ControllerNode(LifecycleNode):
                 if held is not None and q is not None and np.max(np.abs(q - held)) > self._hold_relatch_rad:
                     self._hold_position = None  # a reset moved the robot: hold it there, not where the episode ended
         action = None
-        if mode != Mode.HOLD:
+        if mode == Mode.HOLD:
+            self._schedule.forget()
+        elif self._schedule.due(self._last_state_ns, state):  # else the action held since the last evaluation
             obs = self._obs
-            action = self._run(state.active, obs)
+            self._held_action = action = self._run(state.active, obs)
+            self._schedule.taken(self._last_state_ns, state)
             if mode == Mode.SHADOW:
                 shadow_action = self._run(state.shadow, obs, shadow=True)
                 if action is not None and shadow_action is not None:
                     diff = float(np.max(np.abs(shadow_action - action)))
                     if diff > self._shadow_diff_max:
                         self._shadow_diff_max = diff
+        else:
+            action = self._held_action
         if mode == Mode.HOLD:
             if self._hold_position is None and self._q is not None:
                 self._hold_position = self._q.copy()  # position interface: where the joints are as the HOLD begins
