@@ -33,8 +33,8 @@ from pathlib import Path
 from bench.report import image_lines, machine_info, publish, pyplot, save_figure, verdict
 from warpd_core.commands.argtypes import name_list
 from warpd_core.robot_contract import read_checkpoint_contract
-from warpd_ros.testing.from_bag import (TINY_TRAINING, evaluate_on_emulator, import_recording, record, robot_for,
-                                        train)
+from warpd_ros.testing.from_bag import (FIRST_ORDER, ROBOT_MODEL, TINY_TRAINING, evaluate_on_emulator,
+                                        import_recording, record, robot_for, train)
 
 SECTION = "from_bag"
 WORK = Path("runs/bench_from_bag")
@@ -70,13 +70,15 @@ def run_robot(task: str, args) -> dict:
     row["train_s"] = float((work / "train_s.txt").read_text())
     row["contract"] = read_checkpoint_contract(checkpoint)
     seeds = range(EVAL_SEED0, EVAL_SEED0 + args.eval_episodes)
-    print(f"[{task}] deploying on the driver emulator: {len(seeds)} episodes", flush=True)
-    results = evaluate_on_emulator(robot, checkpoint.resolve(), work, seeds,
-                                   progress=lambda r: print(f"  seed {r.seed}: {'SUCCESS' if r.success else 'timeout'}"
-                                                            f" {r.mode or '-'} {r.seconds:.2f} s", flush=True))
-    row["results"] = results
     row["sim"] = in_process(task, checkpoint, seeds)
-    return row
+    rows = []
+    for joint_model in args.joint_models:
+        print(f"[{task}] deploying on the driver emulator ({joint_model} joints): {len(seeds)} episodes", flush=True)
+        results = evaluate_on_emulator(robot, checkpoint.resolve(), work, seeds, joint_model=joint_model,
+                                       progress=lambda r: print(f"  seed {r.seed}: {'SUCCESS' if r.success else 'timeout'}"
+                                                                f" {r.mode or '-'} {r.seconds:.2f} s", flush=True))
+        rows.append({**row, "joint_model": joint_model, "results": results})
+    return rows
 
 
 def in_process(task: str, checkpoint: Path, seeds) -> float:
@@ -108,25 +110,29 @@ def markdown(rows: list[dict], args, picture) -> str:
              "`warpd import-bag` turns it into a dataset; `warpd train --config config/train_from_bag.yaml` trains; "
              "`warpd bringup hil` deploys it against the driver emulator with warpd_episodes scoring each episode by "
              "forward kinematics (effector within 3 cm of the goal before the task's time limit; mode from the "
-             "effector's path). Deployment seeds are unseen (from 10000); the emulator has no pillar.",
+             "effector's path). Deployment seeds are unseen (from 10000). The emulator's joints are either the "
+             "robot's own MuJoCo model (`joint_model: task:<robot>`: the dynamics the demonstrations were recorded "
+             "with, pillar included) or the generic first-order model (`first_order`: a lag and a P position loop, "
+             "no pillar), which stands for a robot whose joints answer differently from the recording's.",
              "",
-             "| robot | interface | demonstrations imported | training | deployment episodes | success | modes | "
-             f"goal ≥ {GOAL:.0%} | in-process sim, same checkpoint and seeds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| robot | interface | emulator joints | demonstrations imported | training | deployment episodes | "
+             f"success | modes | goal ≥ {GOAL:.0%} | in-process sim, same checkpoint and seeds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         res = row["results"]
         ok = [r for r in res if r.success]
         rate = len(ok) / len(res) if res else 0.0
         modes = Counter(r.mode or "none" for r in ok)
         mode_text = ", ".join(f"{m} {100 * c / max(len(ok), 1):.0f}%" for m, c in sorted(modes.items())) or "-"
-        lines.append(f"| {row['task']} ({row['joints']} joints) | {row['interface']} | "
+        joints = "robot's MuJoCo model" if row["joint_model"] == ROBOT_MODEL else "first-order"
+        lines.append(f"| {row['task']} ({row['joints']} joints) | {row['interface']} | {joints} | "
                      f"{_counts(row['import'], 'episodes')} | {row['train_s'] / 60:.1f} min | {len(res)} | "
                      f"{100 * rate:.0f}% | {mode_text} | {verdict(rate >= GOAL)}"
                      + ("" if rate >= GOAL else f" by {100 * (GOAL - rate):.0f} pts") + f" | {100 * row['sim']:.0f}% |")
     lines += ["", "Robot contracts the checkpoints carry (what planner and controller compare before commanding):"]
     lines += [f"- {row['task']}: joints {', '.join(row['contract'].joint_names)}; {row['contract'].command_interface}; "
               f"{row['contract'].control_rate_hz:g} Hz; task features {', '.join(row['contract'].task_feature_names)} "
-              f"in `{row['contract'].task_frame}`" for row in rows]
+              f"in `{row['contract'].task_frame}`" for row in rows if row["joint_model"] == rows[0]["joint_model"]]
     if args.quick:
         lines += ["", "--quick: tiny training; the success figures say nothing about the method."]
     return "\n".join(lines + image_lines("deployment success and episode times", picture))
@@ -136,7 +142,8 @@ def draw(rows: list[dict]):
     def plot(path: Path) -> Path:
         plt = pyplot()
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-        names = [f"{r['task']}\n({r['interface']})" for r in rows]
+        names = [f"{r['task']}\n({r['interface']}, {'model' if r['joint_model'] == ROBOT_MODEL else '1st order'})"
+                 for r in rows]
         rates = [100 * sum(x.success for x in r["results"]) / max(len(r["results"]), 1) for r in rows]
         axes[0].bar(names, rates, color="tab:green")
         axes[0].axhline(100 * GOAL, color="k", linestyle="--", linewidth=1, label=f"goal {GOAL:.0%}")
@@ -162,6 +169,9 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=50, help="deployment episodes per robot (50)")
     parser.add_argument("--steps", type=int, nargs=2, metavar=("STAGE1", "STAGE2"),
                         help="training steps per stage instead of the config's")
+    parser.add_argument("--joint-models", type=name_list, default=(ROBOT_MODEL, FIRST_ORDER),
+                        help=f"the emulator's joint models to deploy on: {ROBOT_MODEL} (the robot's MuJoCo model, "
+                             f"task:<robot>) and/or {FIRST_ORDER} (default both)")
     parser.add_argument("--quick", action="store_true", help="4 episodes, tiny training, 3 deployment episodes")
     parser.add_argument("--fresh", action="store_true", help="record, import and train again")
     parser.add_argument("--out", type=Path, help="write the section here instead of BENCHMARKS.md (no plot)")
@@ -170,7 +180,7 @@ def main(argv=None) -> int:
         args.episodes, args.eval_episodes = min(args.episodes, 4), min(args.eval_episodes, 3)
         global WORK
         WORK = WORK.with_name(WORK.name + "_quick")
-    rows = [run_robot(task, args) for task in args.tasks]
+    rows = [row for task in args.tasks for row in run_robot(task, args)]
     publish(SECTION, args.out, lambda picture: markdown(rows, args, picture), draw(rows))
     return 0
 

@@ -2,12 +2,12 @@
 
 It plays joint_state_broadcaster + a forward_command_controller for `joint_names`, velocity or
 position (`command_interface`): commands (Float64MultiArray, one value per joint, on JOINT_COMMANDS)
-drive a simple joint model — the velocity follows the commanded velocity (position interface: the
-velocity `position_gain` * (target - q), within velocity_limit) with a first-order lag
-(`velocity_tau_s`), the position integrates the velocity; a position interface starts by holding
-`initial_positions`, as a real one holds its state at activation — stepped at `rate_hz` on the wall
-clock, and every step's state
-is published as a JointState on JOINT_STATES, stamped when it was computed. Like a real link it
+drive a joint model (`joint_model`, warpd_core/joint_models.py): by default a first-order one — the
+velocity follows the commanded velocity (position interface: the velocity `position_gain` * (target -
+q), within velocity_limit) with a lag (`velocity_tau_s`), the position integrates the velocity — or the
+robot's own dynamics from its MuJoCo model (`task:<name>` or an MJCF). A position interface starts by
+holding `initial_positions`, as a real one holds its state at activation. The model is stepped at
+`rate_hz` on the wall clock, and every step's state is published as a JointState on JOINT_STATES, stamped when it was computed. Like a real link it
 can be late (`latency_s` plus uniform `jitter_s`) and lossy (`drop_rate`); delayed states leave
 in order. Like the real controller it holds the last valid command. It also publishes constant
 task features (`task_features`, e.g. the goal) on TASK_FEATURES so a controller and planner
@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 
+from warpd_core.joint_models import FirstOrderJoints, ModelJoints
 from warpd_ros.ros_env import require_ros, run_node
 
 rclpy = require_ros()
@@ -54,6 +55,10 @@ PARAMS = [
           "Joint positions at start-up and at ~/reset, rad, one per joint (empty: all zero)."),
     Param("rate_hz", 500.0, "How often the joint model is stepped and its state published, Hz.",
           min=1.0, max=5000.0, read_only=True),
+    Param("joint_model", "first_order", "How the joints answer commands: first_order (the parameters below), or the "
+          "robot's own dynamics from its MuJoCo model: task:<name> or an MJCF file with one actuator per joint "
+          "taking the command interface's values (warpd_core/joint_models.py; the parameters below then do not "
+          "apply).", read_only=True),
     Param("velocity_tau_s", 0.02,
           "Time constant of the first-order velocity response to a command, s (0: instant).", min=0.0, max=1.0),
     Param("command_interface", "velocity", "What commands mean: velocity (rad/s) or position (rad targets, tracked "
@@ -136,9 +141,12 @@ class DriverEmulator(Node):
         self.qd = np.zeros(n)
         self.position_interface = values["command_interface"] == "position"
         self.command = self.q.copy() if self.position_interface else np.zeros(n)
-        self.position_gain = values["position_gain"]
-        self.tau = values["velocity_tau_s"]
-        self.velocity_limit = values["velocity_limit"]
+        if values["joint_model"] == "first_order":
+            self.joints = FirstOrderJoints(n, self.position_interface, values["velocity_tau_s"],
+                                           values["position_gain"], values["velocity_limit"])
+        else:
+            self.joints = ModelJoints(values["joint_model"], self.joint_names)
+        self.joints.reset(self.q)
         self.latency = values["latency_s"]
         self.jitter = values["jitter_s"]
         self.drop_rate = values["drop_rate"]
@@ -156,7 +164,8 @@ class DriverEmulator(Node):
         self._last_step = time.monotonic()
         self.timer = self.create_timer(1.0 / values["rate_hz"], self._step)
         self.get_logger().info(
-            f"emulating {n} joints {self.joint_names} at {values['rate_hz']:g} Hz on {self.state_pub.topic_name}, "
+            f"emulating {n} joints {self.joint_names} ({values['joint_model']} joint model) at {values['rate_hz']:g} Hz "
+            f"on {self.state_pub.topic_name}, "
             f"{values['command_interface']} commands on {self.command_sub.topic_name}; latency {self.latency * 1e3:g} ms + jitter "
             f"{self.jitter * 1e3:g} ms, drop rate {self.drop_rate:g}")
 
@@ -171,9 +180,10 @@ class DriverEmulator(Node):
         return None
 
     def _on_change(self, changes: dict) -> None:  # callbacks share one executor thread: no locking
-        self.tau = changes.get("velocity_tau_s", self.tau)
-        self.position_gain = changes.get("position_gain", self.position_gain)
-        self.velocity_limit = changes.get("velocity_limit", self.velocity_limit)
+        if isinstance(self.joints, FirstOrderJoints):
+            self.joints.tau_s = changes.get("velocity_tau_s", self.joints.tau_s)
+            self.joints.position_gain = changes.get("position_gain", self.joints.position_gain)
+            self.joints.velocity_limit = changes.get("velocity_limit", self.joints.velocity_limit)
         self.latency = changes.get("latency_s", self.latency)
         self.jitter = changes.get("jitter_s", self.jitter)
         self.drop_rate = changes.get("drop_rate", self.drop_rate)
@@ -186,6 +196,7 @@ class DriverEmulator(Node):
         """Back to the start posture at rest; a position interface then holds it until the next command."""
         self.q, self.qd = self.initial.copy(), np.zeros_like(self.q)
         self.command = self.q.copy() if self.position_interface else np.zeros_like(self.q)
+        self.joints.reset(self.q)
         response.success, response.message = True, f"joints at {self.q.tolist()}"
         return response
 
@@ -217,11 +228,7 @@ class DriverEmulator(Node):
         now = time.monotonic()
         dt = min(max(now - self._last_step, 0.0), 0.1)  # a stalled process does not teleport the arm
         self._last_step = now
-        wanted = (self.position_gain * (self.command - self.q)) if self.position_interface else self.command
-        target = np.clip(wanted, -self.velocity_limit, self.velocity_limit)
-        alpha = 1.0 if self.tau <= 0 else 1.0 - math.exp(-dt / self.tau)  # exact first-order step
-        self.qd += alpha * (target - self.qd)
-        self.q += self.qd * dt
+        self.q, self.qd = self.joints.step(self.command, dt)
         self.counts["states"] += 1
         if self.drop_rate > 0 and self.rng.random() < self.drop_rate:
             self.counts["dropped"] += 1

@@ -176,8 +176,12 @@ def train(dataset: Path, run: Path, overrides: dict | None = None, timeout: floa
     return Path(proc.stdout.split("checkpoint: ")[1].split("\n")[0])
 
 
-def hil_overrides(robot: Robot, checkpoint: Path) -> list[str]:
-    """`--set` arguments that point `warpd bringup hil` (config/hil.yaml) at this robot and checkpoint."""
+FIRST_ORDER, ROBOT_MODEL = "first_order", "robot_model"  # the emulator's joint models (warpd_core/joint_models.py)
+
+
+def hil_overrides(robot: Robot, checkpoint: Path, joint_model: str = FIRST_ORDER) -> list[str]:
+    """`--set` arguments that point `warpd bringup hil` (config/hil.yaml) at this robot and checkpoint; the
+    emulator's joint model is the generic first-order one, or (`ROBOT_MODEL`) the robot's own MuJoCo model."""
     joints = "[" + ", ".join(robot.joints) + "]"
     sets = {
         "warpd_driver_emulator.joint_names": joints, "warpd_controller.joint_names": joints,
@@ -185,6 +189,7 @@ def hil_overrides(robot: Robot, checkpoint: Path) -> list[str]:
         "warpd_driver_emulator.initial_positions": json.dumps(list(robot.start)),
         **({"warpd_driver_emulator.task_features": json.dumps(list(robot.goal))} if robot.goal else {}),
         "warpd_driver_emulator.command_interface": robot.interface,
+        "warpd_driver_emulator.joint_model": f"task:{robot.task}" if joint_model == ROBOT_MODEL else joint_model,
         "warpd_driver_emulator.velocity_limit": max(robot.limits.get("velocity_limit", [1.5])),
         "warpd_controller.command_interface": robot.interface, "warpd_planner.command_interface": robot.interface,
         "warpd_controller.n_task_features": len(robot.goal), "warpd_planner.n_task_features": len(robot.goal),
@@ -307,7 +312,7 @@ def episode_config(robot: Robot, workdir: Path, max_episode_s: float) -> Path:
 
 
 def evaluate_on_emulator(robot: Robot, checkpoint: Path, workdir: Path, seeds, max_episode_s: float = 0.0,
-                         progress=None) -> list[EpisodeResult]:
+                         progress=None, joint_model: str = FIRST_ORDER) -> list[EpisodeResult]:
     """Deploy with `warpd bringup hil` (emulator + controller + planner + warpd_episodes) and run one episode
     per seed: the emulator is put at the task's start posture for that seed with its goal as task features
     (~/reset, as an operator would), warpd_episodes' ~/reset starts the episode (the planner plans on its
@@ -317,8 +322,8 @@ def evaluate_on_emulator(robot: Robot, checkpoint: Path, workdir: Path, seeds, m
 
     workdir.mkdir(parents=True, exist_ok=True)
     config = episode_config(robot, workdir, max_episode_s)
-    log = workdir / f"hil-episodes-{robot.interface}.log"
-    graph = _started(["bringup", "hil", "--config", config, *hil_overrides(robot, checkpoint)], log)
+    log = workdir / f"hil-episodes-{robot.interface}-{joint_model}.log"
+    graph = _started(["bringup", "hil", "--config", config, *hil_overrides(robot, checkpoint, joint_model)], log)
     env = make_task(robot.task)
     n = len(robot.joints)
     results = []
