@@ -36,7 +36,6 @@ CONTROL_DT = 0.02
 # joint ranges are read from the MJCF, the velocity limits are not in it.
 VELOCITY_LIMITS = np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61])
 EFFORT_LIMITS = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
-ACCELERATION_LIMITS = np.array([15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0])  # rad/s², as config/sim_panda.yaml
 # position servo gains per joint (kp N·m/rad, kv N·m·s/rad): a target kv/kp + one step ahead of the
 # joint moves it at the commanded speed (kp * lead = kv * qd at steady speed, plus the step's travel)
 POSITION_KP = np.array([600.0, 600.0, 600.0, 600.0, 150.0, 150.0, 150.0])
@@ -238,15 +237,12 @@ class PandaReachAroundExpert(Expert):
     observation, so it reacts to pushes and to a goal that moves.
 
     Joint limits: a null-space push away from the last 10% of every range, and no command that would
-    cross a limit within the next step. Acceleration: a commanded velocity stays within one step of
-    Franka's acceleration limits of the measured one, as the real arm demands and the deployment
-    controller enforces (v1 started each episode with a 1 rad/s jump: policies learned from it met the
-    controller's ramp only at deployment, and lost episodes there). Collisions: the via points keep the hand ~8 cm clear of the
+    cross a limit within the next step. Collisions: the via points keep the hand ~8 cm clear of the
     pillar and the arm's links pass above the pillar's top; there is deliberately no repulsive term
     (with one, the average of the two modes would slide round the pillar and the task would stop
     testing multimodality). Contacts with the pillar are counted per episode by `pillar_contacts()`."""
 
-    name = "panda_reach_around_dik_v2"
+    name = "panda_reach_around_dik_v1"
 
     def __init__(self, mode: str, interface: str = "velocity", max_speed: float = 0.35, gain: float = 4.0):
         if mode not in MODES:
@@ -273,8 +269,6 @@ class PandaReachAroundExpert(Expert):
         # never command across a joint limit within one step
         qd = np.clip(qd, (self.ik.low - q) / CONTROL_DT, (self.ik.high - q) / CONTROL_DT)
         qd = np.clip(qd, -VELOCITY_LIMITS, VELOCITY_LIMITS)
-        measured = np.asarray(obs[7:14], np.float64)
-        qd = np.clip(qd, measured - ACCELERATION_LIMITS * CONTROL_DT, measured + ACCELERATION_LIMITS * CONTROL_DT)
         if self.interface == "velocity":
             return qd
         return np.clip(q + qd * POSITION_LEAD_S, self.low, self.high)  # a target one servo lag ahead
