@@ -267,6 +267,9 @@ def test_a_planner_plans_from_a_goal_pose_in_the_trained_frame_and_refuses_a_wro
             deadline = time.monotonic() + 30
             while proc.poll() is None and "planning for" not in log_path.read_text() and time.monotonic() < deadline:
                 time.sleep(0.2)
+            # discovery first: a goal published before the planner's subscription matched is lost (on a loaded
+            # machine that took longer than the second of goals below)
+            assert robot.wait_until(lambda: goals.get_subscription_count() > 0, 20), log_path.read_text()
             for _ in range(10):
                 goals.publish(goal("camera_link"))
                 time.sleep(0.1)
