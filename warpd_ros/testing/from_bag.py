@@ -85,7 +85,7 @@ def _started(args, log: Path) -> subprocess.Popen:
 def record(robot: Robot, bag: Path, episodes: int, seed: int = 0, timeout: float = 300.0) -> dict:
     """The expert drives the sim through ROS for `episodes` finished episodes while `warpd record-bag`
     records the four topics into an MCAP bag at `bag`; the recorder's per-topic counts."""
-    from warpd_ros.testing.standin import TestNode, running
+    from warpd_ros.testing.standin import running
 
     logs = bag.parent
     recorder = _started(["record-bag", "--out", bag, "--wait", "60", *RECORDED_TOPICS], logs / "record-bag.log")
