@@ -12,14 +12,17 @@ request):
 4. `warpd bringup hil` against the driver emulator with warpd_episodes: one episode per unseen seed from
    that seed's start posture and goal (the emulator's ~/reset), success = the effector point within 3 cm
    of the goal by forward kinematics before the task's time limit, mode from the effector's path.
-The emulator is a joint model without the pillar: success there says the policy reaches its goal on a
-robot driven through ROS; going round the pillar is the sim's benchmarks' business.
+The emulator runs on two joint models (--joint-models): the robot's own MuJoCo model (`task:<robot>`,
+the dynamics the demonstrations were recorded with, pillar included), and the generic first-order one
+(no pillar), which stands for a robot whose joints answer differently from the recording's. The
+in-process column runs the same checkpoint in the sim task itself, re-planning every 16 steps.
 
 Resumable: runs/bench_from_bag/<task>/ keeps the bag, dataset and checkpoint (--fresh starts over).
 
     .venv/bin/python -m bench.from_bag                                    # the Panda, both interfaces
     .venv/bin/python -m bench.from_bag --tasks reach_around --episodes 60 --eval-episodes 30
     .venv/bin/python -m bench.from_bag --quick --out /tmp/from_bag.md      # minutes: tiny training
+    .venv/bin/python -m bench.from_bag --joint-models robot_model          # skip the first-order rows
 """
 from __future__ import annotations
 
