@@ -49,7 +49,6 @@ class ModelJoints:
         self._mj = mujoco
         self.model = load_model(spec)
         self.data = mujoco.MjData(self.model)
-        self.source = spec
         names = [self.model.joint(j).name for j in range(self.model.njnt)]
         if missing := [j for j in joint_names if j not in names]:
             raise WarpdError(f"joint(s) {', '.join(missing)} are not in the robot model {spec}",

@@ -561,10 +561,9 @@ class ControllerNode(LifecycleNode):
                 self._control_timer = self.create_timer(1.0 / self._control_rate_hz, self._on_tick,
                                                         clock=self._steady)
         if "policy_rate_hz" in changes or "control_rate_hz" in changes:
-            self._schedule = self._policy_schedule(float(self.get_parameter("policy_rate_hz").value
-                                                         if "policy_rate_hz" not in changes
-                                                         else changes["policy_rate_hz"]))
-            self.get_logger().info(f"{self._policy_rate_text()}")
+            rate = changes.get("policy_rate_hz", self.get_parameter("policy_rate_hz").value)
+            self._schedule = self._policy_schedule(float(rate))
+            self.get_logger().info(self._policy_rate_text())
 
     def _apply_realtime(self) -> None:
         self._realtime_timer.cancel()
@@ -759,21 +758,11 @@ class ControllerNode(LifecycleNode):
                 if held is not None and q is not None and np.max(np.abs(q - held)) > self._hold_relatch_rad:
                     self._hold_position = None  # a reset moved the robot: hold it there, not where the episode ended
         action = None
+        if mode != Mode.HOLD:  # between evaluations at policy_rate_hz, the action held since the last one
+            due = self._schedule.due(self._last_state_ns, state)
+            action = self._evaluate(state, mode) if due else self._held_action
         if mode == Mode.HOLD:
-            self._schedule.forget()
-        elif self._schedule.due(self._last_state_ns, state):  # else the action held since the last evaluation
-            obs = self._obs
-            self._held_action = action = self._run(state.active, obs)
-            self._schedule.taken(self._last_state_ns, state)
-            if mode == Mode.SHADOW:
-                shadow_action = self._run(state.shadow, obs, shadow=True)
-                if action is not None and shadow_action is not None:
-                    diff = float(np.max(np.abs(shadow_action - action)))
-                    if diff > self._shadow_diff_max:
-                        self._shadow_diff_max = diff
-        else:
-            action = self._held_action
-        if mode == Mode.HOLD:
+            self._schedule.forget()  # the first action after a HOLD is evaluated at once
             if self._hold_position is None and self._q is not None:
                 self._hold_position = self._q.copy()  # position interface: where the joints are as the HOLD begins
         else:
@@ -794,6 +783,20 @@ class ControllerNode(LifecycleNode):
         self._mode, self._mode_reason = mode, reason
         if self._pending_policies:  # a swap waits for the slack after a tick: that is now
             self._swap_timer.reset()
+
+    def _evaluate(self, state, mode: Mode) -> np.ndarray | None:
+        """Run the active policy (and in SHADOW the candidate, for the comparison) on the newest observation;
+        the active one's action is held until the schedule says evaluate again."""
+        obs = self._obs
+        self._held_action = action = self._run(state.active, obs)
+        self._schedule.taken(self._last_state_ns, state)
+        if mode == Mode.SHADOW:
+            shadow_action = self._run(state.shadow, obs, shadow=True)
+            if action is not None and shadow_action is not None:
+                diff = float(np.max(np.abs(shadow_action - action)))
+                if diff > self._shadow_diff_max:
+                    self._shadow_diff_max = diff
+        return action
 
     def _run(self, policy: ActivePolicy, obs, shadow: bool = False) -> np.ndarray | None:
         """The policy's raw action, or None when it cannot be computed. The active policy's action is

@@ -7,8 +7,8 @@ velocity follows the commanded velocity (position interface: the velocity `posit
 q), within velocity_limit) with a lag (`velocity_tau_s`), the position integrates the velocity — or the
 robot's own dynamics from its MuJoCo model (`task:<name>` or an MJCF). A position interface starts by
 holding `initial_positions`, as a real one holds its state at activation. The model is stepped at
-`rate_hz` on the wall clock, and every step's state is published as a JointState on JOINT_STATES, stamped when it was computed. Like a real link it
-can be late (`latency_s` plus uniform `jitter_s`) and lossy (`drop_rate`); delayed states leave
+`rate_hz` on the wall clock, and every step's state is published as a JointState on JOINT_STATES,
+stamped when it was computed. Like a real link it can be late (`latency_s` plus uniform `jitter_s`) and lossy (`drop_rate`); delayed states leave
 in order. Like the real controller it holds the last valid command. It also publishes constant
 task features (`task_features`, e.g. the goal) on TASK_FEATURES so a controller and planner
 have a complete observation.
@@ -164,10 +164,10 @@ class DriverEmulator(Node):
         self._last_step = time.monotonic()
         self.timer = self.create_timer(1.0 / values["rate_hz"], self._step)
         self.get_logger().info(
-            f"emulating {n} joints {self.joint_names} ({values['joint_model']} joint model) at {values['rate_hz']:g} Hz "
-            f"on {self.state_pub.topic_name}, "
-            f"{values['command_interface']} commands on {self.command_sub.topic_name}; latency {self.latency * 1e3:g} ms + jitter "
-            f"{self.jitter * 1e3:g} ms, drop rate {self.drop_rate:g}")
+            f"emulating {n} joints {self.joint_names} ({values['joint_model']} joint model) at "
+            f"{values['rate_hz']:g} Hz on {self.state_pub.topic_name}, {values['command_interface']} commands on "
+            f"{self.command_sub.topic_name}; latency {self.latency * 1e3:g} ms + jitter {self.jitter * 1e3:g} ms, "
+            f"drop rate {self.drop_rate:g}")
 
     # ---------------------------------------------------------------- parameters
     def _validate(self, name: str, value) -> str | None:

@@ -40,7 +40,8 @@ How the loop runs:
   state it answered however late its sender is (recording two robots at once on 2 cores without it,
   ~1% of the steps ran on the command answering the state before). A step also comes at least 5 ms
   after its command arrived, so a recorder that orders by arrival gets the command before the state it
-  produced. The sim then runs slower than real time rather than step on a stale command. A robot does not wait; this is for recording demonstrations in the sim.
+  produced. The sim then runs slower than real time rather than step on a stale command. A robot
+  does not wait; this is for recording demonstrations in the sim.
 - Perturbations come from the shared spec (perturbation_spec) at perturbation_level, applied by
   warpd_core's Perturber exactly as the evaluation runner applies them: pushes and the target
   shift before the step, action noise and actuation delay on the command, observation noise on
