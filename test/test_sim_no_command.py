@@ -119,3 +119,27 @@ def test_lockstep_applies_each_command_to_the_state_it_answered(tmp_path):
              if i + 1 < len(probe.states)]
     nearer = [np.abs(qd - c).max() < np.abs(qd - previous).max() for qd, c, previous in pairs]
     assert len(pairs) >= 30 and all(nearer), f"steps on another command than the one answering them: {nearer}"
+
+
+def test_commands_are_executed_within_the_controllers_limits(tmp_path):
+    """With the controller's acceleration limit set, a 1 rad/s step from rest is ramped, as warpd_controller
+    would ramp it: recorded demonstrations then visit the states a deployed policy meets."""
+    from warpd_ros.conversions import float64_array_msg
+
+    accel, dt = 2.0, 0.02  # rad/s^2; reach_around's control period
+    log = tmp_path / "sim.log"
+    proc = start_module("warpd_ros.nodes.sim", {"seed": 0, "command_timeout_s": 0.5, "acceleration_limit": [accel]},
+                        log_path=log, unbuffered=True)
+    try:
+        with running(Probe, REACH_AROUND_JOINTS) as probe:
+            assert probe.spin_until(lambda: len(probe.states) > 5, 30), log.read_text()
+            first = len(probe.states)
+            for _ in range(40):
+                probe.cmd_pub.publish(float64_array_msg([1.0, -1.0, 1.0]))
+                probe.spin_for(0.01)
+    finally:
+        stop_process(proc)
+    qd = np.array([qd for _, _, qd in probe.states[first - 1:]])
+    steps = np.abs(np.diff(qd, axis=0)).max()
+    assert steps <= accel * dt * 1.5 + 0.01, f"a velocity step of {steps:.3f} rad/s in one control period"
+    assert np.abs(qd[-1]).min() > 0.2, f"the arm did not ramp up: {qd[-1]}"

@@ -80,7 +80,7 @@ import numpy as np
 
 from warpd_core.errors import PolicyValidationError, WarpdError
 from warpd_core.robot_contract import DEFAULT_FRAME, read_checkpoint_contract
-from warpd_core.runtime.command_limits import JointLimits, limits_from_urdf, tightest
+from warpd_core.runtime.command_limits import limits_from_urdf, tightest
 from warpd_core.runtime.command_pipeline import POSITION, VELOCITY
 from warpd_core.runtime.command_pipeline import REASON_NO_POLICY, CommandPipeline, Mode, inputs_ok
 from warpd_core.runtime.compute_budget import REASON_COMPUTE, ComputeBudget, measure_budget
@@ -88,6 +88,7 @@ from warpd_core.runtime.policy_rate import PolicySchedule
 from warpd_core.runtime.signing import PolicyVerifier, load_key
 from warpd_core.runtime.swap import (ActivePolicy, ControllerSpec, EpisodeGate, LoopTimer, PolicySlot, decide_mode,
                                     state_time_ns)
+from warpd_ros.limit_params import LIMIT_NAMES, LIMIT_PARAMS, limits_from_params, validate_limit
 from warpd_ros.params import Param, declare_parameters
 from warpd_ros.realtime import apply_realtime
 from warpd_ros.ros_env import require_ros, resolve_package_file, run_node
@@ -180,16 +181,7 @@ PARAMS = [
           read_only=True),
     Param("signing_key_file", "", "File with the shared policy signing key (hex, mode 0600; `warpd keygen`). "
           "'' = none: auth tags are ignored. When set, a tag that is present must verify.", read_only=True),
-    Param("position_lower", [float("-inf")], "Lowest joint position per joint (one value = every joint; -inf = "
-          "none). Commands never drive a joint below it.", read_only=True),
-    Param("position_upper", [float("inf")], "Highest joint position per joint (one value = every joint; inf = "
-          "none).", read_only=True),
-    Param("velocity_limit", [float("inf")], "|joint velocity| limit per joint, > 0 (one value = every joint; "
-          "inf = only action_limit).", read_only=True),
-    Param("acceleration_limit", [float("inf")], "|change of the commanded velocity| per second, per joint, > 0 "
-          "(one value = every joint; inf = none). Not applied to HOLD: stopping is immediate.", read_only=True),
-    Param("effort_limit", [float("inf")], "Effort limit per joint, > 0; reported only: this controller commands "
-          "velocity, set it in the robot's driver.", read_only=True),
+    *LIMIT_PARAMS,
     Param("status_rate_hz", 10.0, "Rate of ControllerStatus and diagnostics (Hz).", min=1.0, max=100.0),
     Param("realtime_priority", 0,
           "0: normal scheduling. 1..98: run every thread of this process SCHED_FIFO at this priority, so the "
@@ -202,18 +194,14 @@ PARAMS = [
 ]
 
 
-# Read-only: the safety envelope is fixed at start, so nobody on the graph can widen it through the
-# (unauthenticated, without SROS2) parameter services. action_limit stays live but inside the envelope.
-LIMIT_PARAMS = ("position_lower", "position_upper", "velocity_limit", "acceleration_limit", "effort_limit")
+# The limits are read-only: the safety envelope is fixed at start, so nobody on the graph can widen it through
+# the (unauthenticated, without SROS2) parameter services. action_limit stays live but inside the envelope.
 
 
 def _validate(name: str, value) -> str | None:
-    if name in LIMIT_PARAMS:
-        values = list(value)
-        if not values or any(v != v for v in values):  # NaN != NaN
-            return "needs at least one value and no NaN"
-        if name not in ("position_lower", "position_upper") and not all(v > 0 for v in values):
-            return "every value must be > 0 (inf = no limit)"
+    reason = validate_limit(name, value)
+    if reason:
+        return reason
     if name == "joint_names":
         if not value or any(not n for n in value):
             return "needs at least one non-empty joint name"
@@ -330,7 +318,7 @@ class ControllerNode(LifecycleNode):
                     "as the checkpoint was trained, or deploy a checkpoint trained for this robot",
                     joint_names=spec.joint_names, command_interface=spec.command_interface,
                     n_task_features=spec.n_task_features)
-            limits = JointLimits.create(spec.joint_names, **{k: p[k] for k in LIMIT_PARAMS})
+            limits = limits_from_params(spec.joint_names, p)
             if p["robot_description"]:
                 limits = tightest(limits, limits_from_urdf(p["robot_description"], spec.joint_names))
             key = load_key(p["signing_key_file"]) if p["signing_key_file"] else None
@@ -850,7 +838,7 @@ class ControllerNode(LifecycleNode):
             "action_limit": f"{self._pipeline.action_limit:g}",
             "require_signature": str(self._verifier.required).lower(),
             "signing_key": "configured" if self._verifier.key is not None else "none",
-            **{k: " ".join(f"{v:g}" for v in getattr(self._limits, k)) for k in LIMIT_PARAMS},
+            **{k: " ".join(f"{v:g}" for v in getattr(self._limits, k)) for k in LIMIT_NAMES},
             "compute_budget": self._budget.summary(),
         }
 

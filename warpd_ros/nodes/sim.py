@@ -64,6 +64,12 @@ How the loop runs:
   show staying at the goal), then it pauses for reset_delay_s of sim time (the last joint state is
   re-published every tick with a fresh stamp so subscribers do not go stale; commands are not
   applied), then the next episode starts with seed + k (EpisodeEvent RESET).
+- Command limits (position_lower/upper, velocity_limit, acceleration_limit: the controller's parameters,
+  default none): each command is executed as warpd_controller would send it, through the same
+  CommandPipeline, as a robot's own limiter does (libfranka's rate limiter, ros2_control joint_limits).
+  For recording: a scripted expert or teleoperator that asks for a 1 rad/s step gets the ramp the
+  deployed controller will give its policy, so the recorded states are the states the policy meets at
+  deployment (the bag keeps the commands as sent). Zero velocity and the position hold are not limited.
 - Stamps: sim time (also published on /clock) when publish_clock is true, else the node clock.
 """
 from __future__ import annotations
@@ -79,6 +85,7 @@ from warpd_core.perturb.spec import PerturbationSpec, Push
 from warpd_core.robot_contract import POSITION, interface_of_actions
 from warpd_core.robot_description import robot_description
 from warpd_core.tasks.registry import make_task
+from warpd_ros.limit_params import LIMIT_PARAMS, limits_from_params, validate_limit
 from warpd_ros.params import Param, declare_parameters
 from warpd_ros.ros_env import require_ros, resolve_package_file, run_node
 
@@ -97,7 +104,8 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from warpd_ros import topics  # noqa: E402
-from warpd_core.runtime.command_pipeline import Mode  # noqa: E402
+from warpd_core.runtime.command_pipeline import POSITION as POSITION_INTERFACE
+from warpd_core.runtime.command_pipeline import VELOCITY, CommandPipeline, Mode
 from warpd_ros.conversions import float64_array_msg, joint_state_msg, ns_to_stamp, stamp_to_ns  # noqa: E402
 from warpd_ros.modes import status_mode  # noqa: E402
 from warpd_ros.msg import ControllerStatus, EpisodeEvent  # noqa: E402
@@ -142,6 +150,7 @@ PARAMS = [
           "0 = none.", min=0.0, max=100.0),
     Param("frame_prefix", "", "Prefix of the tf frame names (as robot_state_publisher's frame_prefix), for several "
           "robots on one /tf, e.g. 'r1/'.", read_only=True),
+    *LIMIT_PARAMS,
 ]
 
 
@@ -151,7 +160,7 @@ LOCKSTEP_GAP_S = 0.005  # step_on=command: a command is applied no sooner than t
 class SimNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
-        values = declare_parameters(self, PARAMS, self._on_params)
+        values = declare_parameters(self, PARAMS, self._on_params, validate_limit)
         self._rtf = values["real_time_factor"]
         self._level = values["perturbation_level"]
         self._max_episodes = values["max_episodes"]
@@ -192,6 +201,11 @@ class SimNode(Node):
         self._command_time: float | None = None  # monotonic seconds of the latest valid command
         self._position_interface = interface_of_actions(spec.joint_names, spec.action_names) == POSITION
         self._held_q: np.ndarray | None = None  # position interface: where the current command lapse began
+        # the controller's limits on what is executed; an unlimited pipeline passes commands unchanged
+        self._limiter = CommandPipeline(limits_from_params(spec.joint_names, values), action_limit=1e300,
+                                        dt=spec.control_dt,
+                                        command_interface=POSITION_INTERFACE if self._position_interface else VELOCITY)
+        self._executed: np.ndarray | None = None  # the command executed last step (the limiter's previous)
         self._last_true_obs: np.ndarray | None = None
         self._lockstep = values["step_on"] == "command"
         self._answered = False  # a command arrived after the latest joint state (step_on=command)
@@ -282,12 +296,19 @@ class SimNode(Node):
         log(f"the controller runs policy {msg.active_policy_id}: episode {self._episode} starts")
 
     def _current_command(self) -> np.ndarray:
+        """What the robot executes this step: the latest command within the limits, or the no-command action."""
+        q = self._last_true_obs[:self._n]
         if self._command_time is not None and time.monotonic() - self._command_time <= self._command_timeout_s:
-            return self._command
+            limited = self._limiter.policy_command(self._command, q, self._executed)
+            if limited is not None:
+                self._executed = limited
+                return limited
         if not self._position_interface:
-            return np.zeros(self._n)
+            self._executed = np.zeros(self._n)
+            return self._executed
         if self._held_q is None:
-            self._held_q = self._last_true_obs[:self._n].copy()
+            self._held_q = q.copy()
+        self._executed = None  # a position target moves on from the measured position, as the controller's does
         return self._held_q
 
     # ---- the loop -----------------------------------------------------------------------------
@@ -362,6 +383,8 @@ class SimNode(Node):
         obs = self.task.reset(seed)
         self.perturber.reset(seed)
         self._command_time, self._held_q = None, None  # the previous episode's command is not this one's
+        # a robot at rest: a velocity ramps up from zero, a position target moves on from where the joints are
+        self._executed = None if self._position_interface else np.zeros(self._n)
         self._manual_pushes = []
         self._phase = "waiting" if self._wait_for_controller else "running"
         self._episode_wall_start = time.monotonic()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from warpd_ros.limit_params import LIMIT_NAMES
 from warpd_ros.testing.processes import REPO, start_node, stop_process
 
 RECORDED_TOPICS = ("/joint_states", "/forward_velocity_controller/commands", "/warpd/goal_pose",
@@ -88,10 +89,13 @@ def record(robot: Robot, bag: Path, episodes: int, seed: int = 0, timeout: float
     from warpd_ros.testing.standin import running
 
     logs = bag.parent
+    # the sim executes the expert's commands within the deployed controller's limits (as the robot would)
+    sim_limits = [a for k, v in robot.limits.items() if k in LIMIT_NAMES
+                  for a in ("--set", f"warpd_sim.{k}={json.dumps(v)}")]
     recorder = _started(["record-bag", "--out", bag, "--wait", "60", *RECORDED_TOPICS], logs / "record-bag.log")
     graph = _started(["bringup", "sim", "--config", REPO / "config" / "record_sim.yaml",
                       "--set", f"warpd_sim.task={robot.task}", "--set", f"warpd_expert.task={robot.task}",
-                      "--set", f"warpd_sim.seed={seed}", "--set", f"warpd_expert.seed={seed}"],
+                      "--set", f"warpd_sim.seed={seed}", "--set", f"warpd_expert.seed={seed}", *sim_limits],
                      logs / "record-graph.log")
     try:
         with running(_EventCounter) as counter:
