@@ -86,13 +86,15 @@ def run_robot(task: str, args) -> dict:
 
 def in_process(task: str, checkpoint: Path, seeds) -> float:
     """Success of the same checkpoint in the sim task itself, in-process, on the same seeds (re-planning every 16
-    steps, as the graph's 0.32 s at 50 Hz): tells what the policy learned from what the deployment added."""
+    steps, as the graph's 0.32 s at 50 Hz; each action within the deployed controller's limits): tells what
+    the policy learned from what the deployment added."""
     from warpd_core.eval.runner import run_episode
     from warpd_core.policies.warpd.planner import PlannerFactory
     from warpd_core.tasks import make_task
 
     env, factory = make_task(task), PlannerFactory(checkpoint, "rosbag")
-    wins = [run_episode(env, factory, seed, replan_every=16)[0].success for seed in seeds]
+    execution = robot_for(task).execution(env.spec.control_dt)
+    wins = [run_episode(env, factory, seed, replan_every=16, execution=execution)[0].success for seed in seeds]
     print(f"[{task}] in-process sim: {sum(wins)}/{len(wins)}", flush=True)
     return sum(wins) / len(wins)
 
@@ -119,7 +121,7 @@ def markdown(rows: list[dict], args, picture) -> str:
              "no pillar), which stands for a robot whose joints answer differently from the recording's.",
              "",
              "| robot | interface | emulator joints | demonstrations imported | training | deployment episodes | "
-             f"success | modes | goal ≥ {GOAL:.0%} | in-process sim, same checkpoint and seeds |",
+             f"success | modes | goal ≥ {GOAL:.0%} | in-process sim, same checkpoint, seeds and command limits |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         res = row["results"]

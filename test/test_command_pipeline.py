@@ -124,3 +124,21 @@ def test_every_tick_is_finite_and_inside_the_envelope(action, q, previous, mode,
     assert (np.abs(result.command) <= 0.8 + 1e-12).all()
     # the envelope is the same one limit_command enforces with no rate limit
     np.testing.assert_array_equal(limit_command(result.command, np.array(q), None, limits, 1e-3), result.command)
+
+
+def test_limited_execution_ramps_velocities_from_rest_and_targets_from_the_measured_position():
+    from warpd_core.runtime.command_pipeline import LimitedExecution
+
+    limits = JointLimits.create(JOINTS, velocity_limit=2.0, acceleration_limit=5.0)
+    velocity = LimitedExecution(CommandPipeline(limits, action_limit=2.0, dt=0.02))
+    steps = [velocity.execute(np.ones(3), Q)[0] for _ in range(3)]
+    np.testing.assert_allclose(steps, [0.1, 0.2, 0.3])  # 5 rad/s^2 x 20 ms per command, from rest
+    velocity.held()  # the robot stopped: the next command ramps from zero again
+    assert velocity.execute(np.ones(3), Q)[0] == pytest.approx(0.1)
+    assert velocity.execute([np.nan, 0, 0], Q) is None  # not executable: the caller holds
+
+    position = LimitedExecution(CommandPipeline(limits, action_limit=2.0, dt=0.02, command_interface="position"))
+    q = np.array([0.5, -0.5, 0.0])
+    first = position.execute(q + 0.15, q)
+    np.testing.assert_allclose(first, q + 0.04)  # a target moves 2 rad/s x 20 ms from the measured position
+    np.testing.assert_allclose(position.execute(q + 0.15, q), q + 0.08)  # ... then from the target before

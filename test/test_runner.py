@@ -68,3 +68,18 @@ def test_sweep_in_two_processes_matches_in_process():
     assert serial == parallel and len(serial) == 8
     assert {m.level for m in serial} == {0.0, 1.0}
     assert summarize(serial)["success_rate"] >= 0.75
+
+
+def test_an_execution_applies_a_controllers_limits_to_every_action(task):
+    """In-process evaluation beside a deployment: the actions run through the deployed controller's limits."""
+    from warpd_core.runtime.command_limits import JointLimits
+    from warpd_core.runtime.command_pipeline import CommandPipeline, LimitedExecution
+
+    limits = JointLimits.create(task.spec.joint_names, acceleration_limit=2.0)
+    execution = LimitedExecution(CommandPipeline(limits, action_limit=1.5, dt=task.spec.control_dt))
+    _, traj = run_episode(task, expert_policy, 0, record=True, execution=execution)
+    _, free_traj = run_episode(task, expert_policy, 0, record=True)
+    step = 2.0 * task.spec.control_dt
+    assert np.abs(traj.actions[0]).max() <= step + 1e-12  # from rest
+    assert np.abs(np.diff(traj.actions, axis=0)).max() <= step + 1e-12
+    assert np.abs(np.diff(free_traj.actions, axis=0)).max() > 5 * step  # the expert alone is not this smooth

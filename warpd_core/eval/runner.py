@@ -23,6 +23,7 @@ import numpy as np
 
 from warpd_core.perturb.perturber import Perturber
 from warpd_core.perturb.spec import PerturbationSpec
+from warpd_core.runtime.command_pipeline import LimitedExecution
 from warpd_core.tasks.base import Task
 from warpd_core.tasks.registry import make_task
 
@@ -93,12 +94,17 @@ class _Tracker:
 
 def run_episode(task: Task, make_policy: PolicyFactory, seed: int,
                 perturbation: PerturbationSpec | None = None, replan_every: int | None = None,
-                perturber: Perturber | None = None, record: bool = False) -> tuple[EpisodeMetrics, Trajectory | None]:
-    """Roll out one episode. Pass a `perturber` to reuse one across episodes of the same task."""
+                perturber: Perturber | None = None, record: bool = False,
+                execution: LimitedExecution | None = None) -> tuple[EpisodeMetrics, Trajectory | None]:
+    """Roll out one episode. Pass a `perturber` to reuse one across episodes of the same task, an `execution`
+    to execute each action within a deployed controller's limits (at the observed joint positions)."""
     spec = perturbation or PerturbationSpec.none()
     perturber = perturber or Perturber(task, spec)
     true_obs = task.reset(seed)
     perturber.reset(seed)
+    if execution is not None:
+        execution.reset()
+        n_joints = execution.pipeline.n_joints  # obs = [q, qd, ...] on a joint-space task
     policy = make_policy(task, seed)
     replanner = policy if hasattr(policy, "plan") else None
     if replanner is not None and not replan_every:
@@ -109,6 +115,9 @@ def run_episode(task: Task, make_policy: PolicyFactory, seed: int,
         if replanner is not None and step % replan_every == 0:
             policy_now, replans = replanner.plan(obs), replans + 1
         action = np.asarray((policy_now if replanner is not None else policy)(obs), dtype=np.float64)
+        if execution is not None:
+            executed = execution.execute(action, obs[:n_joints])
+            action = action if executed is None else executed  # None: not finite, left for the metrics to show
         if record:
             seen.append(obs), acts.append(action), trues.append(true_obs)
         perturber.before_step(step)

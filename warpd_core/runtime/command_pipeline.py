@@ -196,3 +196,34 @@ class CommandPipeline:
                 raise ValueError("no finite position to hold")
             command = np.zeros(self.n_joints)
         return TickCommand(command, None)
+
+
+class LimitedExecution:
+    """A robot that executes each command within a controller's limits, as a driver's rate limiter does
+    (libfranka's, ros2_control joint_limits): the command passes :meth:`CommandPipeline.policy_command`
+    from the command executed before it.
+
+    Why: demonstrations must show the states the deployed controller will produce, so warpd_sim applies
+    it while recording and in-process evaluation applies it beside deployment; one home for both.
+    """
+
+    def __init__(self, pipeline: CommandPipeline):
+        self.pipeline = pipeline
+        self._previous: np.ndarray | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """A robot at rest: a velocity ramps up from zero, a position target moves on from the measured position."""
+        self._previous = None if self.pipeline.command_interface == POSITION else np.zeros(self.pipeline.n_joints)
+
+    def execute(self, command, q) -> np.ndarray | None:
+        """`command` within the limits at joint positions `q`; None for a command that cannot be executed
+        (missing, not finite: the caller applies its no-command action and calls :meth:`held`)."""
+        limited = self.pipeline.policy_command(command, q, self._previous)
+        if limited is not None:
+            self._previous = limited
+        return limited
+
+    def held(self) -> None:
+        """The robot stopped (zero velocity) or holds a position: the next command is limited from there."""
+        self.reset()

@@ -105,7 +105,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from warpd_ros import topics  # noqa: E402
 from warpd_core.runtime.command_pipeline import POSITION as POSITION_INTERFACE
-from warpd_core.runtime.command_pipeline import VELOCITY, CommandPipeline, Mode
+from warpd_core.runtime.command_pipeline import VELOCITY, CommandPipeline, LimitedExecution, Mode
 from warpd_ros.conversions import float64_array_msg, joint_state_msg, ns_to_stamp, stamp_to_ns  # noqa: E402
 from warpd_ros.modes import status_mode  # noqa: E402
 from warpd_ros.msg import ControllerStatus, EpisodeEvent  # noqa: E402
@@ -202,10 +202,9 @@ class SimNode(Node):
         self._position_interface = interface_of_actions(spec.joint_names, spec.action_names) == POSITION
         self._held_q: np.ndarray | None = None  # position interface: where the current command lapse began
         # the controller's limits on what is executed; an unlimited pipeline passes commands unchanged
-        self._limiter = CommandPipeline(limits_from_params(spec.joint_names, values), action_limit=1e300,
-                                        dt=spec.control_dt,
-                                        command_interface=POSITION_INTERFACE if self._position_interface else VELOCITY)
-        self._executed: np.ndarray | None = None  # the command executed last step (the limiter's previous)
+        self._execution = LimitedExecution(CommandPipeline(
+            limits_from_params(spec.joint_names, values), action_limit=1e300, dt=spec.control_dt,
+            command_interface=POSITION_INTERFACE if self._position_interface else VELOCITY))
         self._last_true_obs: np.ndarray | None = None
         self._lockstep = values["step_on"] == "command"
         self._answered = False  # a command arrived after the latest joint state (step_on=command)
@@ -299,16 +298,14 @@ class SimNode(Node):
         """What the robot executes this step: the latest command within the limits, or the no-command action."""
         q = self._last_true_obs[:self._n]
         if self._command_time is not None and time.monotonic() - self._command_time <= self._command_timeout_s:
-            limited = self._limiter.policy_command(self._command, q, self._executed)
+            limited = self._execution.execute(self._command, q)
             if limited is not None:
-                self._executed = limited
                 return limited
+        self._execution.held()
         if not self._position_interface:
-            self._executed = np.zeros(self._n)
-            return self._executed
+            return np.zeros(self._n)
         if self._held_q is None:
             self._held_q = q.copy()
-        self._executed = None  # a position target moves on from the measured position, as the controller's does
         return self._held_q
 
     # ---- the loop -----------------------------------------------------------------------------
@@ -383,8 +380,7 @@ class SimNode(Node):
         obs = self.task.reset(seed)
         self.perturber.reset(seed)
         self._command_time, self._held_q = None, None  # the previous episode's command is not this one's
-        # a robot at rest: a velocity ramps up from zero, a position target moves on from where the joints are
-        self._executed = None if self._position_interface else np.zeros(self._n)
+        self._execution.reset()
         self._manual_pushes = []
         self._phase = "waiting" if self._wait_for_controller else "running"
         self._episode_wall_start = time.monotonic()

@@ -50,6 +50,18 @@ class Robot:
     def goal_features(self) -> str:
         return ",".join(("goal_x", "goal_y", "goal_z")[:len(self.goal)])
 
+    def execution(self, dt: float):
+        """The deployed controller's limits as a robot executing commands every `dt` (in-process evaluation
+        beside the deployment); None for a robot without limits here."""
+        from warpd_core.runtime.command_limits import JointLimits
+        from warpd_core.runtime.command_pipeline import CommandPipeline, LimitedExecution
+
+        if not self.limits:
+            return None
+        limits = JointLimits.create(self.joints, **{k: v for k, v in self.limits.items() if k in LIMIT_NAMES})
+        return LimitedExecution(CommandPipeline(limits, float(self.limits.get("action_limit", 1e300)), dt,
+                                                command_interface=self.interface))
+
 
 def robot_for(task: str, goal: bool = True) -> Robot:
     """reach_around (velocity) or the Panda's velocity/position tasks, with their start posture and goal;
