@@ -43,6 +43,9 @@ def test_warpd_costs_follow_the_architecture():
     assert cost.planner_flops == condition + steps * denoise + decode
     assert cost.flops_per_step(16) == cost.planner_flops / 16 + cost.step_flops
     assert warpd_cost(model, "t", steps=2 * steps).planner_flops == condition + 2 * steps * denoise + decode
+    # classifier-free guidance (the MT10 checkpoint's 2.0) runs the unconditioned condition and denoiser too
+    model.config.diffusion.guidance_scale = 2.0
+    assert warpd_cost(model, "t").planner_flops == 2 * condition + 2 * steps * denoise + decode
 
 
 def test_dp_costs_are_ddim_steps_of_the_unet_and_nothing_per_step():

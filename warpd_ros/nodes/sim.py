@@ -104,8 +104,8 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from warpd_ros import topics  # noqa: E402
-from warpd_core.runtime.command_pipeline import POSITION as POSITION_INTERFACE
-from warpd_core.runtime.command_pipeline import VELOCITY, CommandPipeline, LimitedExecution, Mode
+from warpd_core.runtime.command_pipeline import POSITION as POSITION_INTERFACE  # noqa: E402
+from warpd_core.runtime.command_pipeline import VELOCITY, CommandPipeline, LimitedExecution, Mode  # noqa: E402
 from warpd_ros.conversions import float64_array_msg, joint_state_msg, ns_to_stamp, stamp_to_ns  # noqa: E402
 from warpd_ros.modes import status_mode  # noqa: E402
 from warpd_ros.msg import ControllerStatus, EpisodeEvent  # noqa: E402
