@@ -17,16 +17,22 @@ the dynamics the demonstrations were recorded with, pillar included), and the ge
 (no pillar), which stands for a robot whose joints answer differently from the recording's. The
 in-process column runs the same checkpoint in the sim task itself, re-planning every 16 steps.
 
-Resumable: runs/bench_from_bag/<task>/ keeps the bag, dataset and checkpoint (--fresh starts over).
+Resumable: runs/bench_from_bag/<task>/ keeps the bag, dataset and checkpoint (--fresh starts over), and each
+deployment's and the in-process episodes' results (results_<joint model>.json, in_process.json): with
+--reuse-results a run renders them instead of deploying again, so robots run in separate processes (two
+cores, one robot each) still land in one table.
 
     .venv/bin/python -m bench.from_bag                                    # the Panda, both interfaces
     .venv/bin/python -m bench.from_bag --tasks reach_around --episodes 60 --eval-episodes 30
     .venv/bin/python -m bench.from_bag --quick --out /tmp/from_bag.md      # minutes: tiny training
     .venv/bin/python -m bench.from_bag --joint-models robot_model          # skip the first-order rows
+    .venv/bin/python -m bench.from_bag --reuse-results                     # the table from the saved results
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import shutil
 import sys
 import time
@@ -36,7 +42,7 @@ from pathlib import Path
 from bench.report import image_lines, machine_info, publish, pyplot, save_figure, verdict
 from warpd_core.commands.argtypes import name_list
 from warpd_core.robot_contract import read_checkpoint_contract
-from warpd_ros.testing.from_bag import (FIRST_ORDER, ROBOT_MODEL, TINY_TRAINING, evaluate_on_emulator,
+from warpd_ros.testing.from_bag import (FIRST_ORDER, ROBOT_MODEL, TINY_TRAINING, EpisodeResult, evaluate_on_emulator,
                                         import_recording, record, robot_for, train)
 
 SECTION = "from_bag"
@@ -73,15 +79,41 @@ def run_robot(task: str, args) -> dict:
     row["train_s"] = float((work / "train_s.txt").read_text())
     row["contract"] = read_checkpoint_contract(checkpoint)
     seeds = range(EVAL_SEED0, EVAL_SEED0 + args.eval_episodes)
-    row["sim"] = in_process(task, checkpoint, seeds)
+    saved = work / "in_process.json"
+    if args.reuse_results and _saved_for(saved, checkpoint, seeds):
+        row["sim"] = json.loads(saved.read_text())["success"]
+    else:
+        row["sim"] = in_process(task, checkpoint, seeds)
+        saved.write_text(json.dumps({**_stamp(checkpoint, seeds), "success": row["sim"]}))
     rows = []
     for joint_model in args.joint_models:
-        print(f"[{task}] deploying on the driver emulator ({joint_model} joints): {len(seeds)} episodes", flush=True)
-        results = evaluate_on_emulator(robot, checkpoint.resolve(), work, seeds, joint_model=joint_model,
-                                       progress=lambda r: print(f"  seed {r.seed}: {'SUCCESS' if r.success else 'timeout'}"
-                                                                f" {r.mode or '-'} {r.seconds:.2f} s", flush=True))
+        saved = work / f"results_{joint_model}.json"
+        if args.reuse_results and _saved_for(saved, checkpoint, seeds):
+            results = [EpisodeResult(**r) for r in json.loads(saved.read_text())["episodes"]]
+            print(f"[{task}] {joint_model}: {sum(r.success for r in results)}/{len(results)} (saved results)", flush=True)
+        else:
+            print(f"[{task}] deploying on the driver emulator ({joint_model} joints): {len(seeds)} episodes", flush=True)
+            results = evaluate_on_emulator(
+                robot, checkpoint.resolve(), work, seeds, joint_model=joint_model,
+                progress=lambda r: print(f"  seed {r.seed}: {'SUCCESS' if r.success else 'timeout'}"
+                                         f" {r.mode or '-'} {r.seconds:.2f} s", flush=True))
+            saved.write_text(json.dumps({**_stamp(checkpoint, seeds),
+                                         "episodes": [dataclasses.asdict(r) for r in results]}))
         rows.append({**row, "joint_model": joint_model, "results": results})
     return rows
+
+
+def _stamp(checkpoint: Path, seeds) -> dict:
+    """What saved results were measured with: reused only for the same checkpoint file and seeds."""
+    stat = checkpoint.stat()
+    return {"checkpoint_mtime_ns": stat.st_mtime_ns, "checkpoint_bytes": stat.st_size, "seeds": list(seeds)}
+
+
+def _saved_for(path: Path, checkpoint: Path, seeds) -> bool:
+    if not path.exists():
+        return False
+    saved = json.loads(path.read_text())
+    return all(saved.get(k) == v for k, v in _stamp(checkpoint, seeds).items())
 
 
 def in_process(task: str, checkpoint: Path, seeds) -> float:
@@ -138,6 +170,10 @@ def markdown(rows: list[dict], args, picture) -> str:
     lines += [f"- {row['task']}: joints {', '.join(row['contract'].joint_names)}; {row['contract'].command_interface}; "
               f"{row['contract'].control_rate_hz:g} Hz; task features {', '.join(row['contract'].task_feature_names)} "
               f"in `{row['contract'].task_frame}`" for row in rows if row["joint_model"] == rows[0]["joint_model"]]
+    if args.reuse_results:
+        lines += ["", "Rendered with --reuse-results from the results each robot's own `python -m bench.from_bag "
+                      "--tasks <robot>` run saved (the two robots ran at the same time, one process each, on this "
+                      "machine's two cores)."]
     if args.quick:
         lines += ["", "--quick: tiny training; the success figures say nothing about the method."]
     return "\n".join(lines + image_lines("deployment success and episode times", picture))
@@ -179,6 +215,9 @@ def main(argv=None) -> int:
                              f"task:<robot>) and/or {FIRST_ORDER} (default both)")
     parser.add_argument("--quick", action="store_true", help="4 episodes, tiny training, 3 deployment episodes")
     parser.add_argument("--fresh", action="store_true", help="record, import and train again")
+    parser.add_argument("--reuse-results", action="store_true",
+                        help="render saved deployment and in-process results of the same checkpoint and seeds "
+                             "instead of running them again")
     parser.add_argument("--out", type=Path, help="write the section here instead of BENCHMARKS.md (no plot)")
     args = parser.parse_args(argv)
     if args.quick:

@@ -128,7 +128,8 @@ def to_markdown(rows, meta, args, seeds, picture: Path | None) -> str:
         (f"One task-conditioned WARPD checkpoint (`{args.checkpoint}`, config `{cfg['name']}`) for all "
          f"{len(meta['task_names'])} tasks; {data['episodes']} expert episodes per task (seeds {train_seeds}, "
          f"successful ones only), stage 1 {cfg['stage1']['steps']} steps, stage 2 {cfg['stage2']['steps']} steps, "
-         f"generated policy {meta['architecture']['layer_sizes']}."),
+         f"generated policy {meta['architecture']['layer_sizes']}; plans sample {cfg['diffusion']['sample_steps']} "
+         f"{cfg['diffusion']['sampler']} steps with guidance scale {cfg['diffusion']['guidance_scale']:g}."),
         (f"Each cell: success over seeds {seeds.start}..{seeds.stop - 1} (disjoint from training), unperturbed, "
          f"re-planning every {args.replan_every} steps. Expert: Metaworld's scripted policy on the same seeds. "
          f"DP: `{args.dp_checkpoint}`{dp_note}."),
