@@ -52,9 +52,9 @@ def dp_factory_class(checkpoint: Path):
     return DPPlannerFactory
 
 
-def evaluate(tasks, warpd_checkpoint, dp_checkpoint: Path, seeds, replan_every, workers) -> list[dict]:
+def evaluate(tasks, warpd_checkpoint, dp_checkpoint: Path | None, seeds, replan_every, workers) -> list[dict]:
     """One row per task: success rate of each method (None where a method was not run)."""
-    dp_factory = dp_factory_class(dp_checkpoint)
+    dp_factory = dp_factory_class(dp_checkpoint) if dp_checkpoint is not None else None
     rows = []
     for task in tasks:
         policies = {"WARPD": (PlannerFactory(warpd_checkpoint, task), replan_every),
@@ -75,8 +75,8 @@ def means(rows: list[dict]) -> dict:
             for m in METHODS}
 
 
-def _pct(value) -> str:
-    return "not trained" if value is None else f"{100 * value:.1f}%"
+def _pct(value, missing: str = "not trained") -> str:
+    return missing if value is None else f"{100 * value:.1f}%"
 
 
 def plot(rows: list[dict], path: Path) -> Path:
@@ -120,7 +120,9 @@ def to_markdown(rows, meta, args, seeds, picture: Path | None) -> str:
     extra, cfg = meta.get("extra", {}), meta["config"]
     data, mean = cfg["data"], means(rows)
     train_seeds = f"{data['seed']}..{data['seed'] + data['episodes'] - 1}"
-    dp_note = " (not trained yet)" if rows[0]["DP"] is None else ""
+    dp_missing = "not run" if args.skip_dp else "not trained"
+    dp_note = (" (not run in this invocation: --skip-dp; its sampling is most of this benchmark's ~40 min)"
+               if args.skip_dp else " (not trained yet)" if rows[0]["DP"] is None else "")
     lines = [
         "## MT10 multitask",
         "",
@@ -137,9 +139,9 @@ def to_markdown(rows, meta, args, seeds, picture: Path | None) -> str:
         "| task | WARPD success | expert success | DP success |",
         "|---|---:|---:|---:|",
     ]
-    lines += [f"| {r['task']} | {_pct(r['WARPD'])} | {_pct(r['expert'])} | {_pct(r['DP'])} |" for r in rows]
+    lines += [f"| {r['task']} | {_pct(r['WARPD'])} | {_pct(r['expert'])} | {_pct(r['DP'], dp_missing)} |" for r in rows]
     lines.append(f"| **mean of {len(rows)} tasks** | **{_pct(mean['WARPD'])}** | {_pct(mean['expert'])} | "
-                 f"{_pct(mean['DP'])} |")
+                 f"{_pct(mean['DP'], dp_missing)} |")
     episodes = len(rows) * len(seeds)
     stderr = 100 * np.sqrt(mean["WARPD"] * (1 - mean["WARPD"]) / episodes)
     goal = (f"- Goal: WARPD mean ≥ {100 * GOAL:.0f}% (paper) — {_pct(mean['WARPD'])} ± {stderr:.1f} points "
@@ -175,13 +177,16 @@ def main(argv=None) -> int:
     parser.add_argument("--replan-every", type=int, default=16, help="re-plan every K steps (default 16)")
     parser.add_argument("--tasks", nargs="+", help="subset of the checkpoint's tasks (default: all)")
     parser.add_argument("--workers", type=int, default=1, help="processes per sweep (default 1)")
+    parser.add_argument("--skip-dp", action="store_true", help="do not evaluate DP (its column says 'not run'; "
+                        "its FLOPs are still counted)")
     parser.add_argument("--out", type=Path, help="write the section to this file instead (no plot)")
     args = parser.parse_args(argv)
     try:
         meta = read_metadata(args.checkpoint)
         seeds = eval_seeds(meta, args.first_seed, args.seeds)
         tasks = args.tasks or meta["task_names"]
-        rows = evaluate(tasks, args.checkpoint, args.dp_checkpoint, seeds, args.replan_every, args.workers)
+        rows = evaluate(tasks, args.checkpoint, None if args.skip_dp else args.dp_checkpoint, seeds,
+                        args.replan_every, args.workers)
     except WarpdError as exc:
         print_error("bench.mt10", exc)
         return 2
