@@ -4,7 +4,8 @@
 Per robot (the Franka Panda task with velocity commands, and with position commands; reach_around too on
 request):
 1. record: warpd_sim driven by the scripted expert through ROS (config/record_sim.yaml: the expert answers
-   each joint state, the sim steps in lockstep with it) while `warpd record-bag` writes an MCAP bag of
+   each joint state, the sim steps in lockstep with it and executes each command within the deployed
+   controller's limits) while `warpd record-bag` writes an MCAP bag of
    JointState, commands, the goal PoseStamped and EpisodeEvents;
 2. `warpd import-bag` (goal, episode events, the command interface, the time held at the goal; one step
    per command, paired with the newest joint state stamped before it arrived);
@@ -143,7 +144,8 @@ def markdown(rows: list[dict], args, picture) -> str:
              f"`python -m bench.from_bag {' '.join(sys.argv[1:])}`".strip().replace(" `", "`") + f" on {machine_info()}",
              "",
              "Every step is the `warpd` command a user runs: the scripted expert drives warpd_sim through ROS while "
-             "`warpd record-bag` records an MCAP bag (JointState, commands, the goal PoseStamped, EpisodeEvents); "
+             "`warpd record-bag` records an MCAP bag (JointState, commands, the goal PoseStamped, EpisodeEvents), the sim "
+             "executing each command within the limits the deployed controller applies (config/sim_panda.yaml's); "
              "`warpd import-bag` turns it into a dataset; `warpd train --config config/train_from_bag.yaml` trains; "
              "`warpd bringup hil` deploys it against the driver emulator with warpd_episodes scoring each episode by "
              "forward kinematics (effector within 3 cm of the goal before the task's time limit; mode from the "
@@ -173,7 +175,7 @@ def markdown(rows: list[dict], args, picture) -> str:
     if args.reuse_results:
         lines += ["", "Rendered with --reuse-results from the results each robot's own `python -m bench.from_bag "
                       "--tasks <robot>` run saved (the two robots ran at the same time, one process each, on this "
-                      "machine's two cores)."]
+                      "machine's two cores: the training times are wall time with both training at once)."]
     if args.quick:
         lines += ["", "--quick: tiny training; the success figures say nothing about the method."]
     return "\n".join(lines + image_lines("deployment success and episode times", picture))
