@@ -4,6 +4,8 @@ warpd_controller limits every command it publishes; warpd_sim can limit the comm
 robot's own rate limiter does (libfranka's, a ros2_control joint_limits interface), so demonstrations
 recorded through the sim obey the same envelope the controller enforces at deployment. Both nodes read
 the same five parameters with the same meaning, checks and defaults (inf = no limit): one home here.
+They are read-only: the safety envelope is fixed at start, so nobody on the graph can widen it through the
+(unauthenticated, without SROS2) parameter services; the controller's action_limit stays live inside it.
 """
 from __future__ import annotations
 

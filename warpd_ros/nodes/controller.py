@@ -194,10 +194,6 @@ PARAMS = [
 ]
 
 
-# The limits are read-only: the safety envelope is fixed at start, so nobody on the graph can widen it through
-# the (unauthenticated, without SROS2) parameter services. action_limit stays live but inside the envelope.
-
-
 def _validate(name: str, value) -> str | None:
     reason = validate_limit(name, value)
     if reason:
