@@ -185,8 +185,9 @@ def draw(rows: list[dict]):
     def plot(path: Path) -> Path:
         plt = pyplot()
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-        names = [f"{r['task']}\n({r['interface']}, {'model' if r['joint_model'] == ROBOT_MODEL else '1st order'})"
-                 for r in rows]
+        joints = ["robot model" if r["joint_model"] == ROBOT_MODEL else "first-order" for r in rows]
+        names = [f"{r['task'].replace('panda_reach_around', 'Panda').replace('_position', '')}\n{r['interface']}\n{j}"
+                 for r, j in zip(rows, joints)]
         rates = [100 * sum(x.success for x in r["results"]) / max(len(r["results"]), 1) for r in rows]
         axes[0].bar(names, rates, color="tab:green")
         axes[0].axhline(100 * GOAL, color="k", linestyle="--", linewidth=1, label=f"goal {GOAL:.0%}")
@@ -195,7 +196,7 @@ def draw(rows: list[dict]):
         axes[0].legend(loc="lower right")
         for r, name in zip(rows, names):
             times = [x.seconds for x in r["results"] if x.success]
-            axes[1].hist(times, bins=15, alpha=0.6, label=name.replace("\n", " "))
+            axes[1].hist(times, bins=15, alpha=0.6, label=name.replace("\n", ", "))
         axes[1].set_xlabel("time to success on the emulator (s)")
         axes[1].set_ylabel("episodes")
         axes[1].legend(fontsize=7)
