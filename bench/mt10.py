@@ -85,14 +85,14 @@ def plot(rows: list[dict], path: Path) -> Path:
     x, width = np.arange(len(rows)), 0.27
     for k, method in enumerate(METHODS):
         values = [100 * r[method] if r[method] is not None else np.nan for r in rows]
-        ax.bar(x + (k - 1) * width, values, width, label=method)
+        ax.bar(x + (k - 1) * width, values, width, label=method if not np.isnan(values).all() else f"{method} (not run)")
     ax.axhline(100 * GOAL, color="grey", linestyle="--", linewidth=1, label="paper WARPD mean (81%)")
     ax.set_xticks(x, [r["task"].removeprefix("metaworld/").removesuffix("-v3") for r in rows], rotation=30,
                   ha="right")
     ax.set_ylabel("success %")
     ax.set_ylim(0, 105)
     ax.set_title("MT10: success per task (unperturbed)")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: no bar hidden
     return save_figure(fig, path)
 
 
