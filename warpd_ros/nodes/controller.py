@@ -741,15 +741,14 @@ class ControllerNode(LifecycleNode):
                 held, q = self._hold_position, self._q
                 if held is not None and q is not None and np.max(np.abs(q - held)) > self._hold_relatch_rad:
                     self._hold_position = None  # a reset moved the robot: hold it there, not where the episode ended
-        action = None
-        if mode != Mode.HOLD:  # between evaluations at policy_rate_hz, the action held since the last one
-            due = self._schedule.due(self._last_state_ns, state)
-            action = self._evaluate(state, mode) if due else self._held_action
         if mode == Mode.HOLD:
+            action = None
             self._schedule.forget()  # the first action after a HOLD is evaluated at once
             if self._hold_position is None and self._q is not None:
                 self._hold_position = self._q.copy()  # position interface: where the joints are as the HOLD begins
-        else:
+        else:  # between evaluations at policy_rate_hz, the action held since the last one
+            due = self._schedule.due(self._last_state_ns, state)
+            action = self._evaluate(state, mode) if due else self._held_action
             self._hold_position = None
         if self._position and self._q is None:  # cannot happen once active (activation needs a joint state)
             return
