@@ -68,6 +68,7 @@ def place_checkout(target: Path) -> None:
             shutil.copy2(source, target / name)
 
 
+@pytest.mark.timeout(1800)  # builds and installs the package from scratch: minutes, not seconds
 def test_readme_full_install_steps_run_as_written(tmp_path):
     block = readme_block()
     distro = (Path(sys.prefix) / ".warpd-distro").read_text().strip() if (Path(sys.prefix) / ".warpd-distro").exists() \
