@@ -15,7 +15,8 @@ import torch
 from warpd_core.eval.runner import run_episode
 from warpd_core.policies.warpd.checkpoint import load_checkpoint
 from warpd_core.policies.warpd.config import DiffusionConfig
-from warpd_core.policies.warpd.latent_diffusion import SAMPLERS, sample_latents, sampler_plan, sampling_scheduler
+from warpd_core.policies.warpd.latent_diffusion import (SAMPLERS, diffusion_loss, sample_latents, sampler_plan,
+                                                       sampling_scheduler, training_scheduler)
 from warpd_core.policies.warpd.planner import PlannerFactory
 from warpd_core.tasks import make_task
 
@@ -45,11 +46,16 @@ def latents(model, sampler: str, steps: int) -> torch.Tensor:
     return torch.stack(out)
 
 
+# what a denoiser may predict, and where its sampler starts (an epsilon model cannot start at t=99)
+SCHEDULES = [("epsilon", "leading"), ("sample", "trailing"), ("v_prediction", "trailing")]
+
+
+@pytest.mark.parametrize("prediction, spacing", SCHEDULES, ids=[p for p, _ in SCHEDULES])
 @pytest.mark.parametrize("sampler", SAMPLERS)
 @pytest.mark.parametrize("steps", [1, 2, 4, 10])
-def test_unrolled_sampler_equals_the_diffusers_loop(sampler, steps):
+def test_unrolled_sampler_equals_the_diffusers_loop(sampler, steps, prediction, spacing):
     """The planner's unrolled coefficients reproduce diffusers' own step loop for a nonlinear denoiser."""
-    config = DiffusionConfig()
+    config = DiffusionConfig(prediction=prediction, timestep_spacing=spacing)
     weights = torch.randn(16, 16, generator=torch.Generator().manual_seed(1)) * 0.3
 
     def eps_of(z):
@@ -69,13 +75,51 @@ def test_unrolled_sampler_equals_the_diffusers_loop(sampler, steps):
     torch.testing.assert_close(unrolled, z, rtol=1e-5, atol=1e-5)
 
 
-def test_every_sampler_starts_where_the_schedule_still_has_signal(model):
-    alphas = torch.as_tensor(sampling_scheduler(model.config.diffusion, "ddim").alphas_cumprod)
+@pytest.mark.parametrize("prediction, spacing", SCHEDULES, ids=[p for p, _ in SCHEDULES])
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_training_target_and_sampler_agree_on_what_the_denoiser_predicts(sampler, prediction, spacing):
+    """A denoiser that is exact for a one-point latent distribution (z*) has zero training loss, and every
+    sampler then draws z* in the planner's 4 steps: the training target and the sampler read the
+    denoiser's output the same way, whatever it predicts."""
+    config = DiffusionConfig(prediction=prediction, timestep_spacing=spacing)
+    scheduler = training_scheduler(config)
+    alphas = scheduler.alphas_cumprod.float()
+    target = torch.randn(1, 16, generator=torch.Generator().manual_seed(3))  # z*
+
+    def exact(z_t, t):
+        a = alphas[t].reshape(-1, 1)
+        noise = (z_t - a.sqrt() * target) / (1 - a).sqrt()
+        return {"epsilon": noise, "sample": target.expand_as(z_t),
+                "v_prediction": a.sqrt() * noise - (1 - a).sqrt() * target}[prediction]
+
+    class Exact(torch.nn.Module):
+        def forward(self, z_t, t, state, task_id, drop_state=None):
+            return exact(z_t, t)
+
+    state, task = torch.zeros(64, 8), torch.zeros(64, dtype=torch.long)
+    assert diffusion_loss(Exact(), scheduler, target.expand(64, -1), state, task, 0.1) < 1e-8
+    plan = sampler_plan(config, sampler, 4)
+    z = torch.randn(5, 16, generator=torch.Generator().manual_seed(4))
+    history = [z]
+    for t, row in zip(plan.timesteps, plan.coefficients):
+        history.append(exact(z, torch.full((5,), t)))
+        z = sum(c * v for c, v in zip(row, history))
+    torch.testing.assert_close(z, target.expand_as(z), rtol=1e-3, atol=1e-3)
+
+
+def test_every_sampler_starts_where_the_model_can_read_the_noise(model):
+    """An epsilon model must start where signal remains (its clean-latent estimate divides by
+    sqrt(alpha_bar)); a model that predicts the clean latent or v starts from pure noise, at the last step."""
+    diffusion = model.config.diffusion
+    alphas = torch.as_tensor(sampling_scheduler(diffusion, "ddim").alphas_cumprod)
     for sampler in SAMPLERS:
-        scheduler = sampling_scheduler(model.config.diffusion, sampler)
-        scheduler.set_timesteps(model.config.diffusion.sample_steps)
+        scheduler = sampling_scheduler(diffusion, sampler)
+        scheduler.set_timesteps(diffusion.sample_steps)
         first = int(scheduler.timesteps[0])
-        assert alphas[first] > 1e-3, f"{sampler} starts at t={first}, where alpha_bar is {alphas[first]:.1e}"
+        if diffusion.prediction == "epsilon":
+            assert alphas[first] > 1e-3, f"{sampler} starts at t={first}, where alpha_bar is {alphas[first]:.1e}"
+        else:
+            assert first == diffusion.train_timesteps - 1, f"{sampler} starts at t={first}, not from pure noise"
 
 
 @pytest.mark.parametrize("sampler", [s for s in SAMPLERS if s != "ddim"])

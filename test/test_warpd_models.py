@@ -217,6 +217,11 @@ def test_unknown_decoder_or_sampler_fails_at_load():
         tiny_config(hypernet={"kind": "dense"})
     with pytest.raises(WarpdError, match="diffusion.sampler is 'euler'"):
         tiny_config(diffusion={"sampler": "euler"})
+    with pytest.raises(WarpdError, match="diffusion.prediction is 'noise'"):
+        tiny_config(diffusion={"prediction": "noise"})
+    with pytest.raises(WarpdError, match="trailing with prediction epsilon") as info:
+        tiny_config(diffusion={"timestep_spacing": "trailing"})
+    assert "prediction sample" in info.value.hint
 
 
 def test_truncated_checkpoint_is_refused(tmp_path):

@@ -94,6 +94,16 @@ class DiffusionConfig:
     sampler: str = "ddim"  # ddim | dpm
     cond_dropout: float = 0.1  # drop the state condition this often (classifier-free guidance)
     guidance_scale: float = 1.0  # 1 = plain conditional sampling
+    # What the denoiser predicts (epsilon | sample | v_prediction) and where a few-step sampler starts
+    # (leading: t = 75, 50, 25, 0 for 4 of 100 steps; trailing: t = 99, 74, 49, 24). An epsilon model must
+    # start "leading": at t = 99 its clean-latent estimate divides by sqrt(alpha_bar) = 5e-4. But a leading
+    # start feeds pure noise where the model expects 38% signal, which pulls samples toward the mean latent
+    # (samplers.py); a sample- or v-predicting model starts at t = 99 with no such mismatch.
+    prediction: str = "epsilon"
+    timestep_spacing: str = "leading"
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -101,6 +111,8 @@ class Stage2Config:
     steps: int = 6000
     batch_size: int = 512
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine (to 0 at the last step)
+    ema_decay: float = 0.0  # > 0: the denoiser shipped is the moving average of its weights (e.g. 0.999)
     log_every: int = 100
     checkpoint_every: int = 2000
 
@@ -123,16 +135,28 @@ class TrainConfig(RunConfig):
         from warpd_core.errors import WarpdError
         from warpd_core.policies.warpd.action_offset import ACTION_OFFSETS
         from warpd_core.policies.warpd.hypernet import HYPERNET_KINDS
-        from warpd_core.policies.common.samplers import SAMPLERS
+        from warpd_core.policies.common.samplers import PREDICTIONS, SAMPLERS, TIMESTEP_SPACINGS
 
         super().validate(where)
         for key, value, choices in (("hypernet.kind", self.hypernet.kind, HYPERNET_KINDS),
                                     ("policy.action_offset", self.policy.action_offset, ACTION_OFFSETS),
-                                    ("diffusion.sampler", self.diffusion.sampler, SAMPLERS)):
+                                    ("diffusion.sampler", self.diffusion.sampler, SAMPLERS),
+                                    ("diffusion.prediction", self.diffusion.prediction, PREDICTIONS),
+                                    ("diffusion.timestep_spacing", self.diffusion.timestep_spacing,
+                                     TIMESTEP_SPACINGS)):
             if value not in choices:
                 raise WarpdError(f"{where}: {key} is {value!r}", f"use one of {', '.join(choices)}")
         if self.loss.plan and (self.loss.plan_horizon <= self.data.horizon or self.loss.plan_samples < 1):
             raise WarpdError(f"{where}: loss.plan needs loss.plan_horizon > data.horizon ({self.data.horizon}) and "
                              f"loss.plan_samples >= 1, got {self.loss.plan_horizon} and {self.loss.plan_samples}",
                              "e.g. plan_horizon 128 (the longest plan you will run) and plan_samples 8")
+        if self.stage2.lr_schedule not in LR_SCHEDULES:
+            raise WarpdError(f"{where}: stage2.lr_schedule is {self.stage2.lr_schedule!r}",
+                             f"use one of {', '.join(LR_SCHEDULES)}")
+        if not 0.0 <= self.stage2.ema_decay < 1.0:
+            raise WarpdError(f"{where}: stage2.ema_decay is {self.stage2.ema_decay}", "use 0 (off) or e.g. 0.999")
+        if self.diffusion.prediction == "epsilon" and self.diffusion.timestep_spacing == "trailing":
+            raise WarpdError(f"{where}: diffusion.timestep_spacing trailing with prediction epsilon starts sampling "
+                             "where the clean-latent estimate divides by ~5e-4 and the samples blow up",
+                             "use prediction sample (or v_prediction) with trailing, or spacing leading")
 

@@ -1,7 +1,8 @@
 """Stage 2 of WARPD: a diffusion model over policy latents, p(z | s_0, task).
 
 The denoiser is an MLP over (noisy latent, timestep embedding, state embedding, task embedding)
-that predicts the noise. diffusers' DDPMScheduler defines the forward process for training; DDIM
+that predicts the noise, the clean latent or v (`diffusion.prediction`; the names below say eps for
+any of them). diffusers' DDPMScheduler defines the forward process for training; DDIM
 (or DPM-Solver++) samples in a handful of steps at run time. The state condition is dropped at
 random during training, so classifier-free guidance is available at sampling time.
 """
@@ -89,7 +90,8 @@ class LatentDenoiser(nn.Module):
 
 def training_scheduler(config: DiffusionConfig) -> DDPMScheduler:
     return DDPMScheduler(num_train_timesteps=config.train_timesteps, beta_schedule=config.beta_schedule,
-                         prediction_type="epsilon", clip_sample=False)
+                         prediction_type=config.prediction, timestep_spacing=config.timestep_spacing,
+                         clip_sample=False)
 
 
 def sampling_scheduler(config: DiffusionConfig, sampler: str | None = None):
@@ -97,12 +99,15 @@ def sampling_scheduler(config: DiffusionConfig, sampler: str | None = None):
 
 
 def diffusion_loss(denoiser, scheduler: DDPMScheduler, z0, state, task_id, cond_dropout: float) -> torch.Tensor:
-    """Epsilon-prediction MSE; `denoiser` may be a DDP wrapper around a LatentDenoiser."""
+    """MSE against what the schedule says the denoiser predicts (the noise, the clean latent, or v);
+    `denoiser` may be a DDP wrapper around a LatentDenoiser."""
     noise = torch.randn_like(z0)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (z0.shape[0],), device=z0.device)
     drop = torch.rand(z0.shape[0], device=z0.device) < cond_dropout
     pred = denoiser(scheduler.add_noise(z0, noise, t), t, state, task_id, drop)
-    return ((pred - noise) ** 2).mean()
+    kind = scheduler.config.prediction_type
+    target = noise if kind == "epsilon" else z0 if kind == "sample" else scheduler.get_velocity(z0, noise, t)
+    return ((pred - target) ** 2).mean()
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,8 @@ class SamplerPlan:
     """A deterministic diffusers sampler unrolled for a fixed number of steps.
 
     DDIM (eta 0) and DPM-Solver++ (no thresholding) update the latent linearly in the starting noise
-    and the noise predictions so far: z_{i+1} = c[i][0] z_0 + sum_k c[i][k+1] eps_k. Running the
+    and the model's predictions so far (noise, clean latent or v: the clean-latent estimate is linear in
+    both): z_{i+1} = c[i][0] z_0 + sum_k c[i][k+1] eps_k. Running the
     scheduler's own `step` once on basis vectors yields those coefficients exactly; sampling then
     costs two or three tiny tensor ops per step instead of diffusers' per-call bookkeeping (~0.25 ms
     per step on this CPU, more than the denoiser itself).
@@ -122,12 +128,15 @@ class SamplerPlan:
 
 def sampler_plan(config: DiffusionConfig, sampler: str, steps: int) -> SamplerPlan:
     """The SamplerPlan of `sampler` in `steps` steps under this config's noise schedule (cached)."""
-    return _sampler_plan(config.train_timesteps, config.beta_schedule, sampler, steps)
+    return _sampler_plan(config.train_timesteps, config.beta_schedule, config.prediction, config.timestep_spacing,
+                         sampler, steps)
 
 
 @lru_cache(maxsize=64)
-def _sampler_plan(train_timesteps: int, beta_schedule: str, sampler: str, steps: int) -> SamplerPlan:
-    config = DiffusionConfig(train_timesteps=train_timesteps, beta_schedule=beta_schedule)
+def _sampler_plan(train_timesteps: int, beta_schedule: str, prediction: str, spacing: str, sampler: str,
+                  steps: int) -> SamplerPlan:
+    config = DiffusionConfig(train_timesteps=train_timesteps, beta_schedule=beta_schedule, prediction=prediction,
+                             timestep_spacing=spacing)
     scheduler = sampling_scheduler(config, sampler)
     scheduler.set_timesteps(steps)
     basis = torch.eye(steps + 1, dtype=torch.float64)  # entry j of every vector: the coefficient of input j

@@ -22,7 +22,7 @@ from warpd_core.policies.warpd.stage1 import LOSS_NAMES
 from warpd_core.policies.warpd.windows import Windows, make_windows
 from warpd_core.training.curves import plot_curves
 from warpd_core.training.datasets import demonstrations, robot_contract_record
-from warpd_core.training.loop import Stage, batch_index, start_run, train_loop, training_run
+from warpd_core.training.loop import Stage, batch_index, start_run, train_loop, training_run, use_ema
 from warpd_core.training.train_state import save_train_state
 
 
@@ -66,6 +66,8 @@ def train_stage2(model: WarpdModel, windows: Windows, optimizer, start, ctx, con
     model.denoiser.train()
     train_loop(Stage.STAGE2, cfg, start, step_fn, optimizer, list(model.denoiser.parameters()), ctx, out, progress,
                ["total"], model)
+    if cfg.ema_decay:
+        use_ema(optimizer)
 
 
 def make_optimizer(model: WarpdModel, config: TrainConfig, stage: Stage) -> torch.optim.Optimizer:
