@@ -119,6 +119,7 @@ from warpd_ros.qos import (COMMAND_QOS, EVENTS_QOS, GOAL_QOS, SENSOR_QOS, STATUS
 
 NODE_NAME = "warpd_controller"
 SWAP_SLACK_NS = 500_000  # handle a PolicyWeights at once only if the next tick is further away than this
+HOLD_ACK_TIMEOUT_S = 0.5  # the last (hold) command waits this long at most for every subscriber's acknowledgement
 SWAP_RUN, SWAP_SHADOW = "run", "shadow"
 REASON_SHUTDOWN = "controller shutting down"
 REASON_UNCONFIGURED = "unconfigured (lifecycle)"
@@ -408,12 +409,12 @@ class ControllerNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Send the hold command, then stop publishing. The policies are dropped: one planned before the
         pause must not resume after it, however long the pause was."""
-        self._stop_loop()
-        hold = self._send_hold()
+        hold, acked = self._hold_last()
         self._slot = PolicySlot()
         self._pending_policies.clear()
         self._set_lifecycle_reason(REASON_INACTIVE)
-        self.get_logger().info(f"inactive: sent the hold command {_listed(hold)}, publishing no more commands")
+        self.get_logger().info(f"inactive: sent the hold command {_listed(hold)}{_unacked(acked)}, publishing no "
+                               "more commands")
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -424,8 +425,8 @@ class ControllerNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._control_timer is not None:  # from active: hold before going
-            self._stop_loop()
-            self._send_hold()
+            hold, acked = self._hold_last()
+            self.get_logger().info(f"shutting down: sent the hold command {_listed(hold)}{_unacked(acked)}")
         self._release()
         self._set_lifecycle_reason(REASON_FINALIZED)
         return TransitionCallbackReturn.SUCCESS
@@ -467,6 +468,17 @@ class ControllerNode(LifecycleNode):
                 timer.cancel()
                 self.destroy_timer(timer)
         self._control_timer = self._swap_timer = None
+
+    def _hold_last(self) -> tuple[np.ndarray | None, bool]:
+        """Stop the loop and send the hold command as the last one; wait (at most HOLD_ACK_TIMEOUT_S) until every
+        subscriber has acknowledged it. Why wait: a publisher destroyed right after publishing can drop its last
+        message (seen on Jazzy: a shutdown through the lifecycle service left the driver with the policy's last
+        velocity). -> (the hold sent or None, whether it was acknowledged)."""
+        self._stop_loop()
+        hold = self._send_hold()
+        if hold is None or not self.context.ok():
+            return hold, hold is None
+        return hold, self._cmd_pub.wait_for_all_acked(Duration(seconds=HOLD_ACK_TIMEOUT_S))
 
     def _send_hold(self) -> np.ndarray | None:
         """The hold command, published once (position: where the joints are; nothing when that is unknown)."""
@@ -585,13 +597,10 @@ class ControllerNode(LifecycleNode):
             self._autostart_timer.cancel()
         if self._control_timer is None:
             return
-        self._stop_loop()
-        hold = self._send_hold()
+        hold, acked = self._hold_last()
         self._mode, self._mode_reason = Mode.HOLD, REASON_SHUTDOWN
         self._on_status()
-        acked = self._cmd_pub.wait_for_all_acked(Duration(seconds=0.5))
-        self.get_logger().info(f"stopping: sent the hold command {_listed(hold)}"
-                               + ("" if acked else " (not acknowledged by every subscriber within 0.5 s)"))
+        self.get_logger().info(f"stopping: sent the hold command {_listed(hold)}{_unacked(acked)}")
 
     # ------------------------------------------------------------------ inputs
     def _on_joint_state(self, msg: JointState) -> None:
@@ -889,6 +898,10 @@ class ControllerNode(LifecycleNode):
                                 message="; ".join(problems) if problems else f"{mode_name}: {status.mode_reason}",
                                 values=[KeyValue(key=k, value=v) for k, v in values.items()])
         return DiagnosticArray(header=status.header, status=[diag])
+
+
+def _unacked(acked: bool) -> str:
+    return "" if acked else f" (not acknowledged by every subscriber within {HOLD_ACK_TIMEOUT_S:g} s)"
 
 
 def _listed(command: np.ndarray | None) -> str:
