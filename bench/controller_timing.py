@@ -6,14 +6,18 @@ what any rclpy loop gets on the same machine at the same time (issue 13, item 5)
 - missed ticks with 10 swaps/s <= 1.2 x the bare timer's;
 - p99 period error <= the bare timer's + 100 µs.
 
-Two processes take turns, one at a time, in `--rounds` rounds (order alternating A B, B A, ... so a
-load trend hits both alike):
+Three processes take turns, one at a time, in `--rounds` rounds (the order rotating A B C, B C A,
+C A B, ... so a load trend hits all alike):
 
 A. the bare timer: ``python -m warpd_ros.testing.platform_timing``, a node that does nothing but
    feed the controller's LoopTimer from a 1 kHz steady-clock timer;
-B. the controller: ``python -m warpd_ros.nodes.controller`` at 1 kHz, status windows of 1 s.
+B. the I/O twin: the same with ``--io``: it also takes the joint states and the policies and
+   publishes a (zero) command per tick on the controller's command topic: the controller's traffic
+   without its logic. It is not part of the goal; it tells how much of the gap between A and C is
+   rclpy's I/O at these rates on this machine, and how much the controller adds;
+C. the controller: ``python -m warpd_ros.nodes.controller`` at 1 kHz, status windows of 1 s.
 
-Both start through warpd_ros.ros_env.run_node (the same executor, EventsExecutor unless
+All start through warpd_ros.ros_env.run_node (the same executor, EventsExecutor unless
 --executor single, one BLAS thread, the spin_once loop), freeze the gc after start, and are measured
 by the same LoopTimer (time.monotonic_ns per tick; period error = |period - 1 ms|; a period over
 2 ms is a missed tick) in 1-s windows, cut by the wall-clock time each process closed the window
@@ -21,7 +25,7 @@ by the same LoopTimer (time.monotonic_ns per tick; period error = |period - 1 ms
 and in bursts. Around both, this process plays robot and
 planner identically: joint states at `--state-rate` (default 500 Hz) with the task features
 latched, and a new PolicyWeights every 1/`--swap-rate` s (default 10/s) — in A too, so the machine
-carries the same load; only B subscribes. Each process gets `--warmup` s after its first window,
+carries the same load; only B and C subscribe (and only they send this process commands). Each process gets `--warmup` s after its first window,
 then `--seconds` s of full windows.
 
 Per round and kind: missed ticks, p99 = the worst 1-s window p99 (the figure the issue's 73 vs 42
@@ -35,8 +39,8 @@ Each run's summary is kept in docs/bench/controller_timing_runs/<machine>.json; 
 one row per machine found there (run it on a larger or real-time capable host and commit that file
 to add its row; --machine names it).
 
-    .venv/bin/python -m bench.controller_timing                  # 6 rounds x 2 x 10 s, BENCHMARKS.md + plot
-    .venv/bin/python -m bench.controller_timing --quick          # 1 round x 2 x 4 s, nothing written
+    .venv/bin/python -m bench.controller_timing                  # 6 rounds x 3 x 10 s, BENCHMARKS.md + plot
+    .venv/bin/python -m bench.controller_timing --quick          # 1 round x 3 x 4 s, nothing written
 """
 from __future__ import annotations
 
@@ -60,11 +64,13 @@ from warpd_core.runtime.mlp_runtime import MLPPolicy
 from warpd_ros.testing.platform_timing import MISSED_RATIO, P99_MARGIN_US, compare_to_platform, parse_window_line
 from warpd_ros.testing.policies import PIPELINE_PARAMETERS, expected_command, pipeline_from_parameters, \
     planner_like_policy
-from warpd_ros.testing.processes import cpu_seconds, start_module, stop_process, use_private_domain
+from warpd_ros.testing.processes import cpu_seconds, module_argv, start_module, start_node, stop_process, \
+    use_private_domain
 from warpd_ros.testing.standin import JOINTS, RobotStandIn, feed, observation, running, status_stamp_ns
 
 OBS = observation(JOINTS)
-BARE, CTRL = "bare rclpy timer", "controller"
+BARE, IO, CTRL = "bare rclpy timer", "I/O twin", "controller"
+KINDS = (BARE, IO, CTRL)
 ABSOLUTE_GOALS = {"p99_us": 250.0, "missed_with_swaps": 0, "swap_latency_p99_ms": 5.0}
 RUNS = PLOTS / "controller_timing_runs"
 
@@ -158,9 +164,10 @@ class Swapper:
             time.sleep(max(0.0, min(0.01, next_swap - time.monotonic(), t_end - time.monotonic())))
 
 
-def measure_bare(args, env, swapper: Swapper) -> dict:
-    proc = start_module("warpd_ros.testing.platform_timing", None, env=env, stdout=subprocess.PIPE,
-                        stderr=subprocess.DEVNULL, text=True)
+def measure_bare(args, env, swapper: Swapper, io: bool = False) -> dict:
+    """The bare timer's phase, or with `io` the I/O twin's."""
+    argv = module_argv("warpd_ros.testing.platform_timing") + (["--io"] if io else [])
+    proc = start_node(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     records: list[dict] = []
 
     def read():
@@ -248,13 +255,13 @@ def run(args) -> dict:
     with running(RobotStandIn, feed(order=JOINTS), rate_hz=args.state_rate, name="bench_controller_driver") as driver:
         swapper = Swapper(driver, args.layers, args.swap_rate)
         for r in range(args.rounds):
-            order = (BARE, CTRL) if r % 2 == 0 else (CTRL, BARE)
+            order = KINDS[r % 3:] + KINDS[:r % 3]
             result = {"order": order, "load": os.getloadavg()[0]}
             for kind in order:
-                if kind == BARE:
-                    result[kind] = measure_bare(args, env, swapper)
-                else:
+                if kind == CTRL:
                     result[kind] = measure_controller(args, env, driver, swapper)
+                else:
+                    result[kind] = measure_bare(args, env, swapper, io=kind == IO)
             rounds.append(result)
             print(round_line(r, result), flush=True)
     return {"rounds": rounds, "forward_us": forward_time_us(args.layers, 20_000 if not args.quick else 3_000),
@@ -270,17 +277,17 @@ def round_comparison(result: dict):
 
 
 def measured(result: dict) -> list[dict]:
-    """The rounds in which both processes reported windows inside their phase. Under heavy load the
+    """The rounds in which all three processes reported windows inside their phase. Under heavy load the
     controller's 1 Hz status timer can fall silent for seconds (its timer events arrive late and in
     bursts); such a round has nothing to compare and is left out of the totals, and counted."""
-    return [r for r in result["rounds"] if r[BARE]["windows"] and r[CTRL]["windows"]]
+    return [r for r in result["rounds"] if all(r[kind]["windows"] for kind in KINDS)]
 
 
 def totals(result: dict) -> dict:
     """Over the measured rounds: missed ticks summed; p99 the median of each round's worst-window p99."""
     rounds = measured(result) or result["rounds"]
     out = {}
-    for kind in (BARE, CTRL):
+    for kind in KINDS:
         phases = [r[kind] for r in rounds]
         out[kind] = {
             "missed": int(sum(p["missed"] for p in phases)),
@@ -296,18 +303,22 @@ def totals(result: dict) -> dict:
     out["swap_latency_ms"] = lat
     out["swaps_sent"] = sum(r[CTRL]["swaps_sent"] for r in rounds)
     out["swaps_seen"] = sum(r[CTRL]["swaps_seen"] for r in rounds)
-    b, c = out[BARE], out[CTRL]
+    b, io, c = out[BARE], out[IO], out[CTRL]
     out["comparison"] = compare_to_platform(b["missed"], c["missed"], b["p99_us"], c["p99_us"])
+    # not goals, the decomposition of the gap: rclpy's I/O at these rates, and what the controller adds to it
+    out["io_vs_bare"] = compare_to_platform(b["missed"], io["missed"], b["p99_us"], io["p99_us"])
+    out["ctrl_vs_io"] = compare_to_platform(io["missed"], c["missed"], io["p99_us"], c["p99_us"])
     return out
 
 
 def round_line(r: int, result: dict) -> str:
-    b, c, cmp = result[BARE], result[CTRL], round_comparison(result)
-    if not (b["windows"] and c["windows"]):
+    b, io, c, cmp = result[BARE], result[IO], result[CTRL], round_comparison(result)
+    if not all(result[kind]["windows"] for kind in KINDS):
         return (f"round {r + 1} ({result['order'][0]} first, load {result['load']:.2f}): not measured (windows: "
-                f"bare {b['windows']}, controller {c['windows']}); left out of the totals")
+                f"bare {b['windows']}, I/O twin {io['windows']}, controller {c['windows']}); left out of the totals")
     return (f"round {r + 1} ({result['order'][0]} first, load {result['load']:.2f}): missed {c['missed']} vs "
-            f"{b['missed']} -> {cmp.missed_verdict()}; p99 {cmp.p99_verdict()}")
+            f"{b['missed']} -> {cmp.missed_verdict()}; p99 {cmp.p99_verdict()}; I/O twin missed {io['missed']}, "
+            f"p99 {io['p99_us']:.0f} µs")
 
 
 def summary_row(result: dict) -> dict:
@@ -319,6 +330,7 @@ def summary_row(result: dict) -> dict:
             "seconds": result["seconds"], "load_start": result["load"]["start"][0],
             "load_end": result["load"]["end"][0], "bare_missed": cmp.bare_missed, "ctrl_missed": cmp.ctrl_missed,
             "bare_p99_us": cmp.bare_p99_us, "ctrl_p99_us": cmp.ctrl_p99_us,
+            "io_missed": tot[IO]["missed"], "io_p99_us": tot[IO]["p99_us"],
             "missed_verdict": cmp.missed_verdict(), "p99_verdict": cmp.p99_verdict(), "note": result.get("note", "")}
 
 
@@ -339,12 +351,29 @@ def print_table(result: dict) -> None:
     used = f"{len(measured(result))} of {len(result['rounds'])} rounds measured"
     print(f"total ({used}): missed ticks {cmp.missed_verdict()}")
     print(f"total ({used}): p99 (median of rounds) {cmp.p99_verdict()}")
+    io, ci = tot["io_vs_bare"], tot["ctrl_vs_io"]
+    print(f"I/O twin vs bare: missed {io.ctrl_missed} vs {io.bare_missed} ({io.missed_ratio:.2f}x), p99 "
+          f"{io.p99_diff_us:+.0f} µs; controller vs I/O twin: missed {ci.ctrl_missed} vs {ci.bare_missed} "
+          f"({ci.missed_ratio:.2f}x), p99 {ci.p99_diff_us:+.0f} µs")
     lat = tot["swap_latency_ms"]
     if lat:
         print(f"swap latency p50 {np.percentile(lat, 50):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms "
               f"({tot['swaps_seen']}/{tot['swaps_sent']} swaps seen)")
     f = result["forward_us"]
     print(f"policy forward (MLPPolicy.select_action, this process): p50 {f['p50']:.1f} µs, p99 {f['p99']:.1f} µs")
+
+
+def decomposition(tot: dict) -> str:
+    """The gap between controller and bare timer split at the I/O twin (reported, not a goal)."""
+    b, io, c = (tot[kind] for kind in KINDS)
+    twin, ctrl = tot["io_vs_bare"], tot["ctrl_vs_io"]
+    gap = c["missed"] - b["missed"]
+    share = (f"; of the {gap} ticks the controller missed beyond the bare timer, {io['missed'] - b['missed']} "
+             f"({100 * (io['missed'] - b['missed']) / gap:.0f}%) come with the traffic alone and "
+             f"{c['missed'] - io['missed']} with what the controller does on top") if gap > 0 else ""
+    return (f"Where the gap is (not goals): the I/O twin missed {io['missed']} ticks, {twin.missed_ratio:.2f}x the "
+            f"bare timer's, p99 {twin.p99_diff_us:+.0f} µs over it; the controller missed {ctrl.missed_ratio:.2f}x "
+            f"the twin's, p99 {ctrl.p99_diff_us:+.0f} µs over it{share}.")
 
 
 def to_markdown(result: dict, plot_path: Path | None, machines: list[dict]) -> str:
@@ -361,52 +390,65 @@ def to_markdown(result: dict, plot_path: Path | None, machines: list[dict]) -> s
         "Absolute 1 kHz figures need a real-time host; this holds the controller to the platform instead "
         f"(issue 13, item 5): with {result['swap_rate']:g} swaps/s, missed ticks ≤ {MISSED_RATIO:g}x the bare "
         f"timer's and p99 period error ≤ the bare timer's + {P99_MARGIN_US:.0f} µs, both measured in the same run. "
-        "Each round runs a bare 1 kHz rclpy timer (`python -m warpd_ros.testing.platform_timing`) and the controller "
-        "(`python -m warpd_ros.nodes.controller`) one after the other, the order alternating between rounds; both "
+        "Each round runs a bare 1 kHz rclpy timer (`python -m warpd_ros.testing.platform_timing`), its I/O twin "
+        "(the same with `--io`: it also takes the joint states and policies and publishes a zero command per tick "
+        "on the controller's command topic, the controller's traffic without its logic) and the controller "
+        "(`python -m warpd_ros.nodes.controller`) one after the other, the order rotating between rounds; all "
         "start through `run_node` (same executor, one BLAS thread, gc frozen) and are timed by the same LoopTimer in "
-        "1-s windows. This process sends joint states and 10 policies/s during both (only the controller "
-        "subscribes), so the machine carries the same load. p99 per round = the worst 1-s window p99; total p99 = "
+        "1-s windows. This process sends joint states and 10 policies/s during all three (only the twin and the "
+        "controller subscribe), so the machine carries the same load. The goals compare the controller with the "
+        "bare timer; the twin splits the gap into what rclpy's I/O at these rates costs on this machine and what "
+        "the controller adds. p99 per round = the worst 1-s window p99; total p99 = "
         "the median over rounds of that; total missed = the sum over rounds. CPU = utime+stime of the process, "
         "in cores. A round where a process reported no 1-s window inside its phase (under heavy load the "
         "controller's status timer can fall silent for seconds) is shown but left out of the totals.",
         "",
         "| machine | when | rounds | missed: ctrl vs bare | missed ≤ 1.2x bare | p99 µs: ctrl vs bare "
-        "| p99 ≤ bare + 100 µs | load avg start/end |",
-        "|---|---|---:|---:|---|---:|---|---|",
+        "| p99 ≤ bare + 100 µs | I/O twin: missed, p99 µs | load avg start/end |",
+        "|---|---|---:|---:|---|---:|---|---:|---|",
     ]
     for m in machines:
+        twin = f"{m['io_missed']}, {m['io_p99_us']:.0f}" if "io_missed" in m else "not run"
         lines.append(f"| {m['machine']}{' — ' + m['note'] if m.get('note') else ''} | {m['when']} | {m['rounds']} x "
                      f"{m['seconds']:g} s | {m['ctrl_missed']} vs {m['bare_missed']} | {m['missed_verdict']} | "
-                     f"{m['ctrl_p99_us']:.0f} vs {m['bare_p99_us']:.0f} | {m['p99_verdict']} | "
+                     f"{m['ctrl_p99_us']:.0f} vs {m['bare_p99_us']:.0f} | {m['p99_verdict']} | {twin} | "
                      f"{m['load_start']:.2f} / {m['load_end']:.2f} |")
     lines += [
         "",
         f"Rounds of this run ({result['machine']}):",
         "",
-        "| round | first | missed bare | missed ctrl | ratio | p99 bare µs | p99 ctrl µs | ctrl - bare µs "
-        "| p99 med bare / ctrl µs | max bare / ctrl µs | CPU bare / ctrl | verdict (1.2x, +100 µs) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| round | first | missed bare / twin / ctrl | ratio ctrl/bare | p99 bare / twin / ctrl µs | ctrl - bare µs "
+        "| p99 med bare / twin / ctrl µs | max bare / twin / ctrl µs | CPU bare / twin / ctrl | "
+        "verdict (1.2x, +100 µs) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
+    short = {BARE: "bare", IO: "twin", CTRL: "ctrl"}
+
+    def three(phases, key, fmt):
+        return " / ".join("—" if not p["windows"] and key != "cpu_cores" else format(p[key], fmt) for p in phases)
+
     for i, r in enumerate(result["rounds"]):
+        phases = [r[kind] for kind in KINDS]
         b, c, rc = r[BARE], r[CTRL], round_comparison(r)
         ratio = "—" if b["missed"] == 0 and c["missed"] == 0 else f"{rc.missed_ratio:.2f}"
-        if not (b["windows"] and c["windows"]):
-            lines.append(f"| {i + 1} | {'bare' if r['order'][0] == BARE else 'ctrl'} | {b['missed']} | — | | "
-                         f"{b['p99_us']:.0f} | — | | | | {b['cpu_cores']:.3f} / {c['cpu_cores']:.3f} | not measured: "
-                         f"no controller status window in the phase (bare {b['windows']}, ctrl {c['windows']}) |")
+        if not all(p["windows"] for p in phases):
+            lines.append(f"| {i + 1} | {short[r['order'][0]]} | {three(phases, 'missed', 'd')} | — | "
+                         f"{three(phases, 'p99_us', '.0f')} | | | | {three(phases, 'cpu_cores', '.3f')} | not measured: "
+                         f"no status window in a phase (windows {' / '.join(str(p['windows']) for p in phases)}) |")
             continue
         verdict = ("PASS" if rc.missed_ok else f"missed +{rc.missed_excess:.1f} ticks") + ", " + \
                   ("PASS" if rc.p99_ok else f"p99 +{rc.p99_excess_us:.0f} µs")
-        lines.append(f"| {i + 1} | {'bare' if r['order'][0] == BARE else 'ctrl'} | {b['missed']} | {c['missed']} | "
-                     f"{ratio} | {b['p99_us']:.0f} | {c['p99_us']:.0f} | {rc.p99_diff_us:+.0f} | "
-                     f"{b['p99_median_us']:.0f} / {c['p99_median_us']:.0f} | {b['max_us']:.0f} / {c['max_us']:.0f} | "
-                     f"{b['cpu_cores']:.3f} / {c['cpu_cores']:.3f} | {verdict} |")
+        lines.append(f"| {i + 1} | {short[r['order'][0]]} | {three(phases, 'missed', 'd')} | {ratio} | "
+                     f"{three(phases, 'p99_us', '.0f')} | {rc.p99_diff_us:+.0f} | "
+                     f"{three(phases, 'p99_median_us', '.0f')} | {three(phases, 'max_us', '.0f')} | "
+                     f"{three(phases, 'cpu_cores', '.3f')} | {verdict} |")
     b, c = tot[BARE], tot[CTRL]
-    lines.append(f"| total ({len(measured(result))} measured) | | {b['missed']} | {c['missed']} | "
+    phases = [dict(tot[kind], windows=1) for kind in KINDS]
+    lines.append(f"| total ({len(measured(result))} measured) | | {three(phases, 'missed', 'd')} | "
                  f"{'—' if b['missed'] == 0 and c['missed'] == 0 else f'{cmp.missed_ratio:.2f}'} | "
-                 f"{b['p99_us']:.0f} | {c['p99_us']:.0f} | {cmp.p99_diff_us:+.0f} | "
-                 f"{b['p99_median_us']:.0f} / {c['p99_median_us']:.0f} | {b['max_us']:.0f} / {c['max_us']:.0f} | "
-                 f"{b['cpu_cores']:.3f} / {c['cpu_cores']:.3f} | "
+                 f"{three(phases, 'p99_us', '.0f')} | {cmp.p99_diff_us:+.0f} | "
+                 f"{three(phases, 'p99_median_us', '.0f')} | {three(phases, 'max_us', '.0f')} | "
+                 f"{three(phases, 'cpu_cores', '.3f')} | "
                  f"{'PASS' if cmp.missed_ok else 'missed +%.1f ticks' % cmp.missed_excess}, "
                  f"{'PASS' if cmp.p99_ok else 'p99 +%.0f µs' % cmp.p99_excess_us} |")
     lines += ["", f"- missed ticks with {result['swap_rate']:g} swaps/s ≤ {MISSED_RATIO:g}x the bare timer's: "
@@ -430,14 +472,17 @@ def to_markdown(result: dict, plot_path: Path | None, machines: list[dict]) -> s
                    "tenants" if busy else
                    f"no other tenants (load average {result['load']['start'][0]:.1f} at start, "
                    f"{result['load']['end'][0]:.1f} at end, on {cores} cores: this bench's own processes)")
+        io = tot[IO]
         lines += ["", f"Why missed: {setting}. The bare timer itself misses "
                   f"{b['missed'] / max(b['seconds'], 1):.0f} ticks/s. On {cores} cores shared with this bench's "
-                  f"publisher, a process's stalls grow with the CPU it asks for: the controller used "
-                  f"{c['cpu_cores']:.2f} cores (median over rounds) against the bare timer's {b['cpu_cores']:.2f} "
-                  "(its tick, 500 joint states/s taken, 1000 commands/s published, 10 policy swaps/s; all Python "
-                  "callbacks on one thread), so the scheduler preempts it more often and for longer. "
-                  f"{c['empty_windows']} controller status windows held no tick at all. A larger or real-time "
+                  f"publisher, a process's stalls grow with the CPU it asks for: the bare timer used "
+                  f"{b['cpu_cores']:.2f} cores (median over rounds), its I/O twin {io['cpu_cores']:.2f} (500 joint "
+                  f"states/s taken, 1000 commands/s published, 10 policies/s decoded) and the controller "
+                  f"{c['cpu_cores']:.2f} (that traffic, plus its tick: mode, limits, the policy, status and "
+                  "diagnostics; all Python callbacks on one thread), so the scheduler preempts it more often and for "
+                  f"longer. {c['empty_windows']} controller status windows held no tick at all. A larger or real-time "
                   "host, or a C++ controller, is where the remaining gap closes; `--machine` adds its row."]
+    lines += ["", decomposition(tot)]
     f = result["forward_us"]
     lines += ["", f"Policy forward (MLPPolicy.select_action): p50 {f['p50']:.1f} µs, p99 {f['p99']:.1f} µs."]
     if plot_path:
@@ -449,9 +494,9 @@ def plot(result: dict, path: Path) -> Path:
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     rounds = np.arange(1, len(result["rounds"]) + 1)
-    for offset, kind, color in ((-0.2, BARE, "tab:gray"), (0.2, CTRL, "tab:blue")):
-        ax1.bar(rounds + offset, [r[kind]["missed"] for r in result["rounds"]], 0.4, color=color, label=kind)
-        ax2.bar(rounds + offset, [r[kind]["p99_us"] for r in result["rounds"]], 0.4, color=color, label=kind)
+    for offset, kind, color in ((-0.27, BARE, "tab:gray"), (0.0, IO, "tab:orange"), (0.27, CTRL, "tab:blue")):
+        ax1.bar(rounds + offset, [r[kind]["missed"] for r in result["rounds"]], 0.27, color=color, label=kind)
+        ax2.bar(rounds + offset, [r[kind]["p99_us"] for r in result["rounds"]], 0.27, color=color, label=kind)
     ax1.plot(rounds, [MISSED_RATIO * r[BARE]["missed"] for r in result["rounds"]], "k_", ms=20,
              label=f"{MISSED_RATIO:g}x bare")
     ax2.plot(rounds, [r[BARE]["p99_us"] + P99_MARGIN_US for r in result["rounds"]], "k_", ms=20,
@@ -468,10 +513,10 @@ def plot(result: dict, path: Path) -> Path:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=6, help="A/B rounds (default 6)")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of bare / I/O twin / controller, order rotating (default 6)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per process per round")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds discarded after each process starts")
-    parser.add_argument("--swap-rate", type=float, default=10.0, help="policies per second, in both phases")
+    parser.add_argument("--swap-rate", type=float, default=10.0, help="policies per second, in every phase")
     parser.add_argument("--state-rate", type=float, default=500.0, help="joint states per second (default 500)")
     parser.add_argument("--layers", type=_layers, default=(8, 64, 64, 3),
                         help="swapped policy's layer sizes (default 8,64,64,3: the planner's default)")

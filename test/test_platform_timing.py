@@ -1,6 +1,8 @@
 """The controller-vs-platform verdicts of bench/controller_timing.py (warpd_ros/testing/platform_timing.py):
-pass/miss arithmetic and how a miss is worded, on made-up counts. No timing is measured here."""
+pass/miss arithmetic and how a miss is worded, on made-up counts (no timing is measured here); and the
+benchmark's I/O twin doing its traffic over loopback."""
 import math
+import time
 
 import pytest
 
@@ -12,7 +14,7 @@ from warpd_ros.testing.platform_timing import (
     window_line,
 )
 
-pytestmark = pytest.mark.once  # verdict arithmetic on timing rows: no ROS
+pytestmark = pytest.mark.once  # verdict arithmetic on timing rows, and a benchmark helper: once per CI run
 
 
 def test_the_goals_are_the_issues():
@@ -87,3 +89,41 @@ def test_bare_timer_status_lines_round_trip_and_other_output_is_ignored():
     assert parse_window_line("[INFO] [bench_bare_timer]: started") is None
     assert parse_window_line("{not json") is None
     assert parse_window_line('{"periods": 3}') is None
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_the_io_twin_does_the_controllers_traffic_and_reports_windows():
+    """`--io` (the benchmark's third process) over loopback: it takes the stand-in's joint states, decodes the
+    policies it is sent, publishes a zero command per joint on the controller's command topic at its rate,
+    and its 1-s status lines report ticks and the policies decoded."""
+    import subprocess
+    import threading
+
+    from warpd_ros.testing.policies import planner_like_policy
+    from warpd_ros.testing.processes import module_argv, start_node, stop_process
+    from warpd_ros.testing.standin import JOINTS, RobotStandIn, feed, running
+
+    argv = module_argv("warpd_ros.testing.platform_timing") + ["--io", "--rate", "200", "--status-rate", "2"]
+    proc = start_node(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    records = []
+    reader = threading.Thread(target=lambda: records.extend(r for r in map(parse_window_line, proc.stdout) if r),
+                              daemon=True)
+    reader.start()
+    try:
+        with running(RobotStandIn, feed(order=JOINTS), rate_hz=100, name="twin_test_driver") as driver:
+            assert driver.wait_until(lambda: len(driver.commands) >= 50, 30), "no commands from the I/O twin"
+            sent = 0
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any(r.get("policies", 0) >= 3 for r in records):
+                sent += 1
+                driver.send_policy(planner_like_policy(JOINTS, sent, planner="twin_test"))
+                time.sleep(0.2)
+            assert any(r.get("policies", 0) >= 3 for r in records), f"policies not decoded: {records[-3:]}"
+            commands = [c.data for c in driver.commands_since(0.0)]
+            assert all(c.shape == (len(JOINTS),) and not c.any() for c in commands[-20:])
+            ticking = [r for r in records if r["loop_rate_hz"] > 0]
+            assert ticking and 100 < ticking[-1]["loop_rate_hz"] < 300  # its own 200 Hz, not the stand-in's 100
+    finally:
+        stop_process(proc, timeout=5)
+        reader.join(timeout=2)

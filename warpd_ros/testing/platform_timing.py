@@ -15,6 +15,10 @@ its tests:
   every ``1/--status-rate`` s one JSON line on stdout: the window's statistics, the cumulative
   missed ticks and the wall-clock time, so a benchmark can cut its windows on the clock the
   controller stamps its ControllerStatus with.
+- ``--io``: the same timer doing the controller's traffic and nothing else: it takes the joint states
+  (into arrays), decodes every PolicyWeights it is sent (as raw bytes, as the controller does) and
+  publishes one command per tick on the controller's command topic. Against it the benchmark can tell
+  what rclpy's I/O at the controller's rates costs on this machine from what the controller adds.
 """
 from __future__ import annotations
 
@@ -105,10 +109,11 @@ def compare_to_platform(bare_missed: int, ctrl_missed: int, bare_p99_us: float, 
 
 
 # ---------------------------------------------------------------------------------------- the bare timer
-def window_line(t_wall: float, stats: dict, missed_total: int) -> str:
+def window_line(t_wall: float, stats: dict, missed_total: int, **extra) -> str:
     """One status line of the bare timer (what :func:`parse_window_line` reads back); `t_wall`: the wall
-    clock (s) when the window closed, the clock the controller stamps its ControllerStatus with."""
-    return json.dumps({"t": t_wall, "missed": int(missed_total), **stats})
+    clock (s) when the window closed, the clock the controller stamps its ControllerStatus with; `extra`:
+    more counts (the I/O twin's policies decoded)."""
+    return json.dumps({"t": t_wall, "missed": int(missed_total), **stats, **extra})
 
 
 def parse_window_line(line: str) -> dict | None:
@@ -123,9 +128,10 @@ def parse_window_line(line: str) -> dict | None:
     return record if "t" in record and "missed" in record else None
 
 
-def make_bare_timer_node(rate_hz: float, status_rate_hz: float, out=None):
+def make_bare_timer_node(rate_hz: float, status_rate_hz: float, out=None, io: bool = False):
     """A node with nothing but a steady-clock timer at `rate_hz` feeding a LoopTimer, and a status
-    timer printing :func:`window_line` to `out` (default stdout) at `status_rate_hz`."""
+    timer printing :func:`window_line` to `out` (default stdout) at `status_rate_hz`. With `io`, the
+    timer also does the controller's traffic (see the module docstring): the I/O twin."""
     from rclpy.clock import Clock, ClockType
     from rclpy.node import Node
 
@@ -135,15 +141,48 @@ def make_bare_timer_node(rate_hz: float, status_rate_hz: float, out=None):
 
     class BareTimerNode(Node):
         def __init__(self):
-            super().__init__("bench_bare_timer")
+            super().__init__("bench_io_twin" if io else "bench_bare_timer")
             self.loop = LoopTimer(rate_hz)
             steady = Clock(clock_type=ClockType.STEADY_TIME)
             tick, clock = self.loop.tick, time.monotonic_ns
-            self.create_timer(1.0 / rate_hz, lambda: tick(clock()), clock=steady)
+            self.create_timer(1.0 / rate_hz, self._on_io_tick if io else lambda: tick(clock()), clock=steady)
             self.create_timer(1.0 / status_rate_hz, self._on_status, clock=steady)
+            if io:
+                self._start_io()
+
+        def _start_io(self) -> None:
+            import numpy as np
+            from rclpy.serialization import deserialize_message
+            from sensor_msgs.msg import JointState
+            from std_msgs.msg import Float64MultiArray
+
+            from warpd_ros import topics
+            from warpd_ros.msg import PolicyWeights
+            from warpd_ros.qos import COMMAND_QOS, SENSOR_QOS, policy_swap_qos
+
+            self.q = self.qd = np.zeros(0)
+            self.policies_decoded = 0
+
+            def on_state(msg):
+                self.q, self.qd = np.asarray(msg.position), np.asarray(msg.velocity)
+
+            def on_policy(data):
+                deserialize_message(data, PolicyWeights)
+                self.policies_decoded += 1
+
+            self.create_subscription(JointState, topics.JOINT_STATES, on_state, SENSOR_QOS)
+            self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, on_policy, policy_swap_qos(), raw=True)
+            self._cmd_pub = self.create_publisher(Float64MultiArray, topics.JOINT_COMMANDS, COMMAND_QOS)
+            self._cmd = Float64MultiArray()
+
+        def _on_io_tick(self) -> None:
+            self.loop.tick(time.monotonic_ns())
+            self._cmd.data = (0.0 * self.qd).tolist()  # one value per joint, never a motion
+            self._cmd_pub.publish(self._cmd)
 
         def _on_status(self) -> None:
-            print(window_line(time.time(), self.loop.window_stats(), self.loop.missed_ticks), file=stream,
+            extra = {"policies": self.policies_decoded} if io else {}
+            print(window_line(time.time(), self.loop.window_stats(), self.loop.missed_ticks, **extra), file=stream,
                   flush=True)
 
     return BareTimerNode()
@@ -155,15 +194,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="a bare rclpy timer node, the platform reference")
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--status-rate", type=float, default=1.0)
+    parser.add_argument("--io", action="store_true",
+                        help="also do the controller's traffic: take joint states and PolicyWeights, publish a zero "
+                             "command per tick on its command topic (the I/O twin)")
     args, ros_args = parser.parse_known_args(argv)
 
     def build():
-        node = make_bare_timer_node(args.rate, args.status_rate)
+        node = make_bare_timer_node(args.rate, args.status_rate, io=args.io)
         gc.collect()  # as the controller's entry does after building its node
         gc.freeze()
         return node
 
-    return run_node(build, "bench_bare_timer", ros_args or None)
+    return run_node(build, "bench_io_twin" if args.io else "bench_bare_timer", ros_args or None)
 
 
 if __name__ == "__main__":
