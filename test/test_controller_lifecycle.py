@@ -135,6 +135,61 @@ def test_a_policy_over_the_compute_budget_is_refused_with_its_reason(tmp_path):
         stop_process(proc)
 
 
+def test_a_flood_of_policies_over_the_budget_pauses_the_policy_topic_then_it_listens_again(tmp_path):
+    """Receiving an 8 MB policy costs the loop even when it is refused undecoded, so three within a second make
+    the controller stop listening for oversize_pause_s (diagnostics say so, WARN); what is sent meanwhile never
+    reaches it, the running policy keeps running; then it listens again and takes the topic's latched policy."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    log_path = tmp_path / "controller.log"
+    proc = start_module("warpd_ros.nodes.controller", {"control_rate_hz": 1000.0, "oversize_pause_s": 3.0},
+                        log_path=log_path)
+    try:
+        with running(RobotStandIn, NOMINAL, name="flood_driver", record_policies=False) as h:
+            assert h.wait_for_controller(proc, 20) is not None, log_path.read_text()
+            h.send_policy(_policy(1))
+            h.fresh_status(lambda s: status_mode(s) == Mode.RUN, 10, "the small policy to run")
+            t0, paused = time.monotonic(), None
+
+            def pausing(d):
+                return diagnostic_values(d)["policy_input"].startswith("not listening")
+
+            for k in range(40):  # a flood, until it pauses (keep-last 1: a big sample may replace the one in flight)
+                h.send_policy(_policy(10 + k, layers=(8, 1400, 1400, 3)))
+                paused = h.wait_diagnostic(pausing, t0, 0.1)
+                if paused is not None:
+                    break
+            assert paused is not None, log_path.read_text()
+            rejected = h.fresh_status(timeout=5).swaps_rejected
+            assert rejected >= 3
+            assert paused.level == DiagnosticStatus.WARN and "not listening" in paused.message
+            t_paused = time.monotonic()
+            for k in range(3):  # inside the pause: nobody is listening
+                h.send_policy(_policy(20 + k, layers=(8, 1400, 1400, 3)))
+            h.send_policy(_policy(2))  # the topic's last message: latched, delivered when it listens again
+            sent_within = time.monotonic() - t_paused
+            status = h.fresh_status(lambda s: s.active_policy_id == 2, 15, "the latched small policy after the pause")
+            assert sent_within < 2.5, f"sending took {sent_within:.1f} s: the pause may have ended meanwhile"
+            assert status.swaps_rejected == rejected, "nothing sent during the pause was received"
+            assert status_mode(status) == Mode.RUN and len(_quiet(h, 0.2)) > 50  # commanding all along
+            back = h.fresh_diagnostic()
+            assert diagnostic_values(back)["policy_input"] == "listening"
+            # one more just after listening again: still a flood, paused at once for twice as long (6 s) ...
+            t1 = time.monotonic()
+            h.send_policy(_policy(30, layers=(8, 1400, 1400, 3)))
+            again = h.wait_diagnostic(pausing, t1, 10)
+            assert again is not None and "for 6 s" in again.message, log_path.read_text()
+            # ... which a new setting ends at once: oversize_pause_s 0, listening again, the next policy runs
+            assert h.set_param("oversize_pause_s", 0.0).successful
+            h.send_policy(_policy(3))
+            status = h.fresh_status(lambda s: s.active_policy_id == 3, 4, "a policy once the pause was switched off")
+            assert time.monotonic() - t1 < 6.0
+        log = log_path.read_text()
+        assert "not listening to /warpd/policy_weights for 3 s" in log and "listening to /warpd/policy_weights again" in log
+    finally:
+        stop_process(proc)
+
+
 @pytest.mark.once  # warpd's own lifecycle CLI; the standard services are tested on both distros
 def test_warpd_lifecycle_drives_the_controller_where_ros2_lifecycle_is_missing(managed, run_warpd):
     """The pip venv has no ros2lifecycle; `warpd lifecycle` calls the same standard services."""

@@ -30,7 +30,11 @@ keeps the controller unconfigured until they drive the transitions.
 Modes and swaps are decided in warpd_core/runtime/swap.py, and each tick's command (clip -> limits
 -> finite -> hold) in warpd_core/runtime/command_pipeline.py (no ROS there); this node is the glue:
 - A policy whose forward pass would not fit `compute_budget` of the control period on this host is
-  refused (over_compute_budget), so an oversized one never slows the loop down.
+  refused (over_compute_budget), so an oversized one never runs; a message too large for any policy
+  within the budget is refused by its length, undecoded. Receiving such messages still costs the
+  loop, so a flood of them (3 within 1 s) makes the controller stop listening to the policy topic for
+  `oversize_pause_s` (doubling while the flood goes on; warpd_core/runtime/oversize_guard.py); the
+  running policy keeps running meanwhile, and expires into HOLD as usual.
 - Every PolicyWeights is converted and validated in its own callback, never inside the control
   timer's, and installed with one reference assignment (PolicySlot), so a tick runs
   either the old policy or the new one. A bad policy is counted with its reason and the active
@@ -84,6 +88,7 @@ from warpd_core.runtime.command_limits import limits_from_urdf, tightest
 from warpd_core.runtime.command_pipeline import POSITION, VELOCITY
 from warpd_core.runtime.command_pipeline import REASON_NO_POLICY, CommandPipeline, Mode, inputs_ok
 from warpd_core.runtime.compute_budget import REASON_COMPUTE, ComputeBudget, measure_budget
+from warpd_core.runtime.oversize_guard import OversizeGuard
 from warpd_core.runtime.policy_rate import PolicySchedule
 from warpd_core.runtime.signing import PolicyVerifier, load_key
 from warpd_core.runtime.swap import (ActivePolicy, ControllerSpec, EpisodeGate, LoopTimer, PolicySlot, decide_mode,
@@ -153,6 +158,10 @@ PARAMS = [
           "this host's measured MLP speed; a policy over it is refused (over_compute_budget). The rest of the "
           "period goes to the tick itself, joint states, swaps and status. 0 = no budget (a host you have "
           "verified yourself).", min=0.0, max=1.0),
+    Param("oversize_pause_s", 2.0, "After 3 PolicyWeights within 1 s refused as too large for the compute budget, "
+          "stop listening to the policy topic for this long (s): receiving such a message costs the loop even when "
+          "it is refused undecoded. Doubles while the flood goes on (up to 60 s); the running policy keeps "
+          "running meanwhile. 0 = always listen.", min=0.0, max=60.0),
     Param("stale_timeout_s", 0.1, "HOLD when the newest joint state is older than this (s): by its header stamp "
           "(see check_state_stamps) or, if later, by when it arrived.", min=0.001, max=5.0),
     Param("check_state_stamps", True,
@@ -222,6 +231,9 @@ class ControllerNode(LifecycleNode):
         self._pipeline: CommandPipeline | None = None  # set while configured: the mark of "configured"
         self._cmd_pub = self._control_timer = self._swap_timer = self._autostart_timer = None
         self._inputs: list = []  # the subscriptions, created on configure
+        self._policy_sub = None  # the policy topic's, also created on configure; dropped while a flood is paused
+        self._policy_input_timers: list = []  # one-shots that pause and resume it, destroyed from outside their own
+        self._policy_input_paused = ""  # why the policy topic is not listened to now
         self._lifecycle_reason = REASON_UNCONFIGURED
         self._configure_error: Exception | None = None
         self._reset_bookkeeping()
@@ -348,12 +360,9 @@ class ControllerNode(LifecycleNode):
         self._pipeline = CommandPipeline(limits, float(p["action_limit"]), 1.0 / self._control_rate_hz,
                                          p["hold_mode"], self._stale_timeout_s, spec.command_interface)
         self._cmd_pub = self.create_publisher(Float64MultiArray, topics.JOINT_COMMANDS, COMMAND_QOS)
-        self._inputs = [
-            self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS),
-            # raw: an oversized message is refused by its length, before deserializing it costs the loop
-            self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self._on_policy_bytes, policy_swap_qos(),
-                                     raw=True),
-        ]
+        self._inputs = [self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS)]
+        self._oversize = OversizeGuard(float(p["oversize_pause_s"]))
+        self._policy_sub = self._subscribe_policies()
         if p["hold_between_episodes"]:
             self._episode_gate = EpisodeGate()
             self._inputs.append(self.create_subscription(EpisodeEvent, topics.EPISODE_EVENTS, self._on_episode_event,
@@ -493,9 +502,12 @@ class ControllerNode(LifecycleNode):
     def _release(self) -> None:
         """Drop what configure created (subscriptions, the command publisher)."""
         self._stop_loop()
-        for sub in self._inputs:
+        for sub in self._inputs + ([self._policy_sub] if self._policy_sub is not None else []):
             self.destroy_subscription(sub)
-        self._inputs = []
+        self._inputs, self._policy_sub = [], None
+        for timer in self._policy_input_timers:
+            self.destroy_timer(timer)
+        self._policy_input_timers, self._policy_input_paused = [], ""
         if self._cmd_pub is not None:
             self.destroy_publisher(self._cmd_pub)
         self._cmd_pub, self._pipeline = None, None
@@ -532,6 +544,13 @@ class ControllerNode(LifecycleNode):
             self._pipeline = self._pipeline.with_changes(hold_mode=changes["hold_mode"])
         if "action_limit" in changes:
             self._pipeline = self._pipeline.with_changes(action_limit=float(changes["action_limit"]))
+        if "oversize_pause_s" in changes:
+            self._oversize = OversizeGuard(float(changes["oversize_pause_s"]))
+            if self._policy_input_paused:  # a new setting ends the pause: listen again now, with it
+                for timer in self._policy_input_timers:
+                    timer.cancel()
+                self._drop_fired_timers()
+                self._one_shot(1e-4, self._resume_policy_input)
         if "compute_budget" in changes:
             self._budget = ComputeBudget(self._budget.overhead_s, self._budget.flops_per_s, self._budget.period_s,
                                          float(changes["compute_budget"]))
@@ -654,6 +673,62 @@ class ControllerNode(LifecycleNode):
         self._input_error = self._joint_error or self._task_error
 
     # ------------------------------------------------------------------ policies
+    def _subscribe_policies(self):
+        # raw: an oversized message is refused by its length, before deserializing it costs the loop
+        return self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self._on_policy_bytes, policy_swap_qos(),
+                                        raw=True)
+
+    def _one_shot(self, delay_s: float, callback) -> None:
+        """Run `callback` once after `delay_s` on the steady clock (once even if the timer was due again before it
+        was cancelled). The timer is destroyed later by _drop_fired_timers, never inside its own callback."""
+        timer, fired = None, []
+
+        def fire():
+            timer.cancel()
+            if not fired:
+                fired.append(True)
+                callback()
+
+        timer = self.create_timer(delay_s, fire, clock=self._steady)
+        self._policy_input_timers.append(timer)
+
+    def _drop_fired_timers(self) -> None:
+        """Called from outside those timers' callbacks."""
+        fired = [t for t in self._policy_input_timers if t.is_canceled()]
+        self._policy_input_timers = [t for t in self._policy_input_timers if t not in fired]
+        for timer in fired:
+            self.destroy_timer(timer)
+
+    def _oversized_flood(self) -> None:
+        """A policy too large for the compute budget was refused: with the third within a second, stop listening
+        for a while (from a timer: a subscription is not destroyed inside its own callback)."""
+        if self._policy_sub is None or self._policy_input_paused:
+            return
+        pause = self._oversize.oversized(time.monotonic())
+        if pause is None:
+            return
+        self._drop_fired_timers()
+        self._policy_input_paused = (f"not listening to {self.resolve_topic_name(topics.POLICY_WEIGHTS)} for "
+                                     f"{pause:g} s: PolicyWeights too large for the compute budget keep arriving "
+                                     "(receiving them costs the loop even refused)")
+        self.get_logger().warning(f"{self._policy_input_paused}; the running policy keeps running")
+        self._one_shot(1e-4, lambda: self._pause_policy_input(pause))
+
+    def _pause_policy_input(self, pause_s: float) -> None:
+        if self._policy_sub is not None:
+            self.destroy_subscription(self._policy_sub)
+            self._policy_sub = None
+        self._one_shot(pause_s, self._resume_policy_input)
+
+    def _resume_policy_input(self) -> None:
+        if self._pipeline is None:  # cleaned up meanwhile: configure subscribes afresh
+            return
+        if self._policy_sub is None:  # (a parameter change can end a pause before it began)
+            self._policy_sub = self._subscribe_policies()
+            self.get_logger().info(f"listening to {self.resolve_topic_name(topics.POLICY_WEIGHTS)} again")
+        self._oversize.listening_again(time.monotonic())
+        self._policy_input_paused = ""
+
     def _on_policy_bytes(self, data: bytes) -> None:
         """A serialized PolicyWeights: refused by its size when no policy within the compute budget can be that
         large (deserializing 8 MB takes ~12 ms on the executor thread: a dozen missed ticks), else decoded."""
@@ -717,6 +792,8 @@ class ControllerNode(LifecycleNode):
         log(f"policy {candidate.policy_id} from {candidate.planner_id!r} ({candidate.task}) is now {what}")
 
     def _reject(self, reason: str, message: str, msg: PolicyWeights) -> None:
+        if reason == REASON_COMPUTE:  # by its length or by its layer sizes: either way it cost the loop to receive
+            self._oversized_flood()
         self._rejected += 1
         self._rejections_by_reason[reason] = self._rejections_by_reason.get(reason, 0) + 1
         self._last_rejection = f"{reason}: {message}"
@@ -872,6 +949,9 @@ class ControllerNode(LifecycleNode):
         if new_missed:
             level = max(level, DiagnosticStatus.WARN)
             problems.append(f"{new_missed} missed ticks")
+        if self._policy_input_paused:
+            level = max(level, DiagnosticStatus.WARN)
+            problems.append(self._policy_input_paused)
         mode_name = str(mode_from_status(status.mode))
         values = {
             "mode": mode_name, "mode_reason": status.mode_reason,
@@ -892,6 +972,7 @@ class ControllerNode(LifecycleNode):
             "shadow_nonfinite_actions": str(self._shadow_nonfinite),
             "swap_processing_max_us": f"{self._swap_work_max_us:.1f}",
             "swap_receive_delay_max_ms": f"{self._swap_delay_max_ms:.3f}",
+            "policy_input": self._policy_input_paused or ("listening" if self._policy_sub is not None else "none"),
         }
         self._swap_work_max_us = self._swap_delay_max_ms = 0.0
         diag = DiagnosticStatus(level=level, name=NODE_NAME, hardware_id=self.get_fully_qualified_name(),
