@@ -178,7 +178,8 @@ class RobotStandIn(TestNode):
     """Plays robot and planner for a controller under test, over real DDS: publishes JointState at
     `rate_hz` from `feed` (None: publishes nothing) and latched task features, sends PolicyWeights;
     records every command (with receive times), ControllerStatus, the controller's diagnostics, the
-    PolicyWeights on the topic, and joint states that other nodes (a sim) publish. Spins on its own
+    PolicyWeights on the topic (unless `record_policies` is False), and joint states that other nodes
+    (a sim) publish. Spins on its own
     thread, so a test can sleep and change `feed` meanwhile (one reference assignment).
 
     For swap latency, :meth:`send_policy` with `expect` notes when the first command equal to the
@@ -187,7 +188,7 @@ class RobotStandIn(TestNode):
     FRAME = "robot_stand_in"  # frame_id of its own joint states, to tell them from a sim's
 
     def __init__(self, context, feed: JointStateFeed | None = NOMINAL, task_features=TASK, rate_hz: float = 100.0,
-                 controller: str = CONTROLLER, name: str = "robot_stand_in"):
+                 controller: str = CONTROLLER, name: str = "robot_stand_in", record_policies: bool = True):
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Float64MultiArray
@@ -214,8 +215,9 @@ class RobotStandIn(TestNode):
         self.node.create_subscription(ControllerStatus, topics.CONTROLLER_STATUS,
                                       lambda m: self._record(self.statuses, m), STATUS_QOS)
         self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, STATUS_QOS)
-        self.node.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS,
-                                      lambda m: self._record(self.policies, m), policy_swap_qos(depth=100))
+        if record_policies:  # off where this process sends policies so large that decoding its own copy would load it
+            self.node.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS,
+                                          lambda m: self._record(self.policies, m), policy_swap_qos(depth=100))
         self.node.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS)
         self.send_task_features(task_features)
         self.node.create_timer(1.0 / rate_hz, self._publish_joint_state)
@@ -273,7 +275,8 @@ class RobotStandIn(TestNode):
     def _on_command(self, msg) -> None:
         item = Command(time.monotonic(), time.time_ns(), np.array(msg.data))
         pending = self._pending
-        if pending is not None and np.allclose(item.data, pending[1], rtol=0, atol=1e-9):
+        if pending is not None and item.data.shape == pending[1].shape and \
+                np.allclose(item.data, pending[1], rtol=0, atol=1e-9):
             self.first_command.setdefault(pending[0], item.t)
             self._pending = None
         with self.lock:
