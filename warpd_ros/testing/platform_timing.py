@@ -177,8 +177,9 @@ def make_bare_timer_node(rate_hz: float, status_rate_hz: float, out=None, io: bo
 
         def _on_io_tick(self) -> None:
             self.loop.tick(time.monotonic_ns())
-            self._cmd.data = (0.0 * self.qd).tolist()  # one value per joint, never a motion
-            self._cmd_pub.publish(self._cmd)
+            if self.qd.size:  # once the joints are known, as the controller (active only on joint states)
+                self._cmd.data = (0.0 * self.qd).tolist()  # one value per joint, never a motion
+                self._cmd_pub.publish(self._cmd)
 
         def _on_status(self) -> None:
             extra = {"policies": self.policies_decoded} if io else {}
