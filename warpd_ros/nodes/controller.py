@@ -124,6 +124,7 @@ from warpd_ros.qos import (COMMAND_QOS, EVENTS_QOS, GOAL_QOS, SENSOR_QOS, STATUS
 
 NODE_NAME = "warpd_controller"
 SWAP_SLACK_NS = 500_000  # handle a PolicyWeights at once only if the next tick is further away than this
+OVERSIZE_MIN_BYTES = 1_000_000  # a refused policy this large counts towards the flood pause (oversize_pause_s)
 HOLD_ACK_TIMEOUT_S = 0.5  # the last (hold) command waits this long at most for every subscriber's acknowledgement
 SWAP_RUN, SWAP_SHADOW = "run", "shadow"
 REASON_SHUTDOWN = "controller shutting down"
@@ -158,10 +159,10 @@ PARAMS = [
           "this host's measured MLP speed; a policy over it is refused (over_compute_budget). The rest of the "
           "period goes to the tick itself, joint states, swaps and status. 0 = no budget (a host you have "
           "verified yourself).", min=0.0, max=1.0),
-    Param("oversize_pause_s", 2.0, "After 3 PolicyWeights within 1 s refused as too large for the compute budget, "
-          "stop listening to the policy topic for this long (s): receiving such a message costs the loop even when "
-          "it is refused undecoded. Doubles while the flood goes on (up to 60 s); the running policy keeps "
-          "running meanwhile. 0 = always listen.", min=0.0, max=60.0),
+    Param("oversize_pause_s", 2.0, "After 3 PolicyWeights of 1 MB or more within 1 s refused as too large for the "
+          "compute budget, stop listening to the policy topic for this long (s): receiving such a message costs the "
+          "loop even when it is refused undecoded. Doubles while the flood goes on (up to 60 s); the running policy "
+          "keeps running meanwhile. 0 = always listen.", min=0.0, max=60.0),
     Param("stale_timeout_s", 0.1, "HOLD when the newest joint state is older than this (s): by its header stamp "
           "(see check_state_stamps) or, if later, by when it arrived.", min=0.001, max=5.0),
     Param("check_state_stamps", True,
@@ -792,7 +793,9 @@ class ControllerNode(LifecycleNode):
         log(f"policy {candidate.policy_id} from {candidate.planner_id!r} ({candidate.task}) is now {what}")
 
     def _reject(self, reason: str, message: str, msg: PolicyWeights) -> None:
-        if reason == REASON_COMPUTE:  # by its length or by its layer sizes: either way it cost the loop to receive
+        # over the budget by its length (msg None), or by its layer sizes with weights to match: a large message,
+        # which cost the loop to receive (small malformed messages claiming huge layers cost nothing: not counted)
+        if reason == REASON_COMPUTE and (msg is None or 4 * len(msg.weights) >= OVERSIZE_MIN_BYTES):
             self._oversized_flood()
         self._rejected += 1
         self._rejections_by_reason[reason] = self._rejections_by_reason.get(reason, 0) + 1
