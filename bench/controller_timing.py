@@ -22,11 +22,11 @@ All start through warpd_ros.ros_env.run_node (the same executor, EventsExecutor 
 by the same LoopTimer (time.monotonic_ns per tick; period error = |period - 1 ms|; a period over
 2 ms is a missed tick) in 1-s windows, cut by the wall-clock time each process closed the window
 (the controller's status stamp), not by when this process received it: under load it receives late
-and in bursts. Around both, this process plays robot and
-planner identically: joint states at `--state-rate` (default 500 Hz) with the task features
-latched, and a new PolicyWeights every 1/`--swap-rate` s (default 10/s) — in A too, so the machine
-carries the same load; only B and C subscribe (and only they send this process commands). Each process gets `--warmup` s after its first window,
-then `--seconds` s of full windows.
+and in bursts. Around all three, this process plays robot and planner identically: joint states
+at `--state-rate` (default 500 Hz) with the task features latched, and a new PolicyWeights every
+1/`--swap-rate` s (default 10/s) — in A too, so the machine carries the same load; only B and C
+subscribe (and only they send this process commands). Each process gets `--warmup` s after its
+first window, then `--seconds` s of full windows.
 
 Per round and kind: missed ticks, p99 = the worst 1-s window p99 (the figure the issue's 73 vs 42
 and 745 vs 582 µs baseline used), p99 med = the median window p99, p50, max, CPU share. Totals:
@@ -433,7 +433,8 @@ def to_markdown(result: dict, plot_path: Path | None, machines: list[dict]) -> s
         ratio = "—" if b["missed"] == 0 and c["missed"] == 0 else f"{rc.missed_ratio:.2f}"
         if not all(p["windows"] for p in phases):
             lines.append(f"| {i + 1} | {short[r['order'][0]]} | {three(phases, 'missed', 'd')} | — | "
-                         f"{three(phases, 'p99_us', '.0f')} | | | | {three(phases, 'cpu_cores', '.3f')} | not measured: "
+                         f"{three(phases, 'p99_us', '.0f')} | | | | {three(phases, 'cpu_cores', '.3f')} | "
+                         "not measured: "
                          f"no status window in a phase (windows {' / '.join(str(p['windows']) for p in phases)}) |")
             continue
         verdict = ("PASS" if rc.missed_ok else f"missed +{rc.missed_excess:.1f} ticks") + ", " + \
@@ -513,7 +514,8 @@ def plot(result: dict, path: Path) -> Path:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=6, help="rounds of bare / I/O twin / controller, order rotating (default 6)")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="rounds of bare / I/O twin / controller, order rotating (default 6)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per process per round")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds discarded after each process starts")
     parser.add_argument("--swap-rate", type=float, default=10.0, help="policies per second, in every phase")

@@ -185,7 +185,8 @@ def test_a_flood_of_policies_over_the_budget_pauses_the_policy_topic_then_it_lis
             status = h.fresh_status(lambda s: s.active_policy_id == 3, 4, "a policy once the pause was switched off")
             assert time.monotonic() - t1 < 6.0
         log = log_path.read_text()
-        assert "not listening to /warpd/policy_weights for 3 s" in log and "listening to /warpd/policy_weights again" in log
+        assert "not listening to /warpd/policy_weights for 3 s" in log
+        assert "listening to /warpd/policy_weights again" in log
     finally:
         stop_process(proc)
 
