@@ -3,8 +3,8 @@
 The controller refuses a PolicyWeights too large for its compute budget by the message's length,
 before decoding it; but receiving it is not free. While a reader is matched, the transport moves and
 reassembles every byte in the controller's process: on the 2-core benchmark machine 8 MB messages
-at 10/s took the 1 kHz loop to 790 Hz although every one was refused (bench.compute_budget), while
-the same messages on a topic nobody read left it at 991 Hz. So a flood is answered by not being a
+at 10/s took the 1 kHz loop to 768 Hz although every one was refused (bench.compute_budget), while
+the same messages on a topic nobody read left it at 989 Hz. So a flood is answered by not being a
 reader for a while: after `trip_count` oversized messages within `window_s` the controller drops its
 policy subscription for a pause and then subscribes again. An oversized message within `window_s`
 of listening again trips at once with the pause doubled (up to `max_pause_s`); `calm_s` without a
