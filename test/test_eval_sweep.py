@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from warpd_core.eval.sweep import COLUMNS, wilson_interval
+from warpd_core.eval.sweep import COLUMNS, paired_difference, wilson_interval
 from warpd_ros.cli import main as warpd
 
 pytestmark = pytest.mark.once  # the warpd eval/sweep command line: no ROS node involved
@@ -126,3 +126,16 @@ def test_wilson_interval_matches_the_textbook_values():
     assert wilson_interval(21, 21)[1] == 1.0 and wilson_interval(0, 11)[0] == 0.0  # exact at the edges
     lo, hi = wilson_interval(50, 100)
     assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_paired_difference_counts_the_seeds_that_differ_and_gives_the_exact_mcnemar_p():
+    a = {seed: True for seed in range(100)}
+    b = dict(a)
+    assert paired_difference(a, b) == (0, 0, 1.0)  # identical: nothing to tell them apart
+    for seed in range(8):
+        b[seed] = False  # a solved 8 seeds that b did not
+    b[50], a[51] = True, False  # (b[50] was already True; a[51] now fails where b succeeds)
+    a_only, b_only, p = paired_difference(a, b)
+    assert (a_only, b_only) == (8, 1)
+    assert p == pytest.approx(2 * (1 + 9) / 2 ** 9)  # P(<= 1 of 9 fair flips), two-sided: 0.039
+    assert paired_difference({1: True}, {2: False}) == (0, 0, 1.0)  # no common seeds

@@ -184,6 +184,18 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (0.0 if successes == 0 else lo), (1.0 if successes == n else hi)  # exact where rounding is not
 
 
+def paired_difference(a: dict, b: dict) -> tuple[int, int, float]:
+    """Two methods on the same seeds (seed -> success): (seeds only `a` solved, seeds only `b` solved,
+    exact two-sided McNemar p). Only the seeds where they differ carry information; p says how often
+    a split at least this uneven comes from a fair coin: is a success gap more than seed noise?"""
+    seeds = a.keys() & b.keys()
+    a_only = sum(1 for s in seeds if a[s] and not b[s])
+    b_only = sum(1 for s in seeds if b[s] and not a[s])
+    n, k = a_only + b_only, min(a_only, b_only)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return a_only, b_only, p
+
+
 def success_by(rows: Iterable[dict], *columns: str) -> dict[tuple, tuple[int, int]]:
     """(values of `columns`) -> (successes, episodes)."""
     counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
