@@ -145,6 +145,7 @@ def goals(rows, cost, levels) -> list[tuple[str, str, bool | None]]:
                 for lv in levels]
         ok = min(gaps) >= -GOAL_SUCCESS_GAP - 1e-9
         worst = min(zip(gaps, levels))
+
         def solved(method):
             return {r["seed"]: bool(r["success"]) for r in rows
                     if r["method"] == method and r["horizon"] == K_REF and r["level"] == worst[1]}

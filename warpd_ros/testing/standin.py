@@ -179,8 +179,8 @@ class RobotStandIn(TestNode):
     `rate_hz` from `feed` (None: publishes nothing) and latched task features, sends PolicyWeights;
     records every command (with receive times), ControllerStatus, the controller's diagnostics, the
     PolicyWeights on the topic (unless `record_policies` is False), and joint states that other nodes
-    (a sim) publish. Spins on its own
-    thread, so a test can sleep and change `feed` meanwhile (one reference assignment).
+    (a sim) publish. Spins on its own thread, so a test can sleep and change `feed` meanwhile (one
+    reference assignment).
 
     For swap latency, :meth:`send_policy` with `expect` notes when the first command equal to the
     expected one arrives (`published` / `first_command`, policy_id -> monotonic time)."""
