@@ -136,3 +136,31 @@ def test_hold_steps_keep_demonstrating_after_success(tmp_path, run_warpd):
         assert np.linalg.norm(fingertip_xy(obs_h[-1, :3]) - obs_h[-1, 6:8]) < 0.03  # it stayed at the goal
     proc = run_warpd("collect", "--episodes", "4", "--out", str(held))  # resuming with other settings
     assert proc.returncode == 2 and "hold_steps" in proc.stderr
+
+
+def test_perturbed_demonstrations_record_true_observations_and_the_commanded_actions(tmp_path, capsys):
+    out, plain = tmp_path / "perturbed", tmp_path / "plain"
+    spec = REPO / "config" / "perturbations.yaml"  # evaluation's: with observation noise and delay as well
+    assert warpd_main(["collect", "--episodes", "8", "--perturbations", str(spec), "--out", str(out)]) == 0
+    assert "success: 8/8 (100.0%)" in capsys.readouterr().out
+    assert warpd_main(["collect", "--episodes", "8", "--out", str(plain)]) == 0
+    task, levels, shifted, differs = make_task("reach_around"), [], 0, 0
+    for (obs, act, record), (obs_p, _, _) in zip(Dataset.open(out), Dataset.open(plain)):
+        levels.append(record.perturbation)
+        assert record.metadata["collect"]["perturbations"]["push"]["force"] == 20.0
+        assert np.array_equal(obs[0], task.reset(record.seed))  # true observations: no noise, even at the start
+        expert = task.expert(rng=np.random.default_rng([record.seed, 1]))
+        commanded = np.stack([expert(o) for o in obs]).astype(np.float32)
+        assert np.allclose(act, commanded, atol=1e-6)  # each row: what the expert commanded from that row
+        goal_jumps = np.linalg.norm(np.diff(obs[:, 6:8], axis=0), axis=1)
+        assert np.count_nonzero(goal_jumps) <= 1  # the goal moved at most once (the target shift)
+        shifted += np.count_nonzero(goal_jumps) == 1
+        differs += len(obs) != len(obs_p) or not np.allclose(obs, obs_p)
+    assert len(set(levels)) == 8 and all(0 < level < 1 for level in levels)  # a level of its own each
+    assert shifted >= 4 and differs == 8  # the perturbations acted: moved goals, other paths
+
+    assert warpd_main(["collect", "--episodes", "8", "--perturbations", str(spec), "--out", str(out)]) == 0
+    assert "collected 0 new episodes" in capsys.readouterr().out  # resumes with the same spec
+    assert warpd_main(["collect", "--episodes", "9", "--out", str(out)]) == 2
+    assert "perturbations up to level 1, this run uses --seed 0 and default mode probabilities" in \
+        capsys.readouterr().err

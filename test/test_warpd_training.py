@@ -136,6 +136,7 @@ def test_two_ddp_replicas_stay_identical(tmp_path, tiny_data):
     ("stage3: {}", "unknown key(s) ['stage3']"),
     ("policy: {hidden: [64, -1]}", "policy: hidden must be like (64, 64)"),
     ("[1, 2]", "expected a mapping at the top level"),
+    ("data: {perturbations: nope.yaml}", "data.perturbations: cannot read perturbation spec nope.yaml"),
 ])
 def test_bad_configs_get_clear_errors(yaml_file, text, message):
     proc = warpd("train", "--config", str(yaml_file(text)))
@@ -147,3 +148,24 @@ def test_missing_config_and_bad_override(tmp_path):
     assert proc.returncode == 2 and "cannot read training config" in proc.stderr
     proc = warpd("train", "--set", "stage1.steps")
     assert proc.returncode == 2 and "expected KEY=VALUE" in proc.stderr
+
+
+def test_perturbed_demonstrations_are_collected_for_training_and_never_mixed_up(tmp_path, tiny_data):
+    demos = str(REPO / "config" / "perturbations_demos.yaml")
+    config = write_config(tmp_path, tiny_data, "mixed_up", data={"perturbations": demos})
+    proc = warpd("train", "--config", str(config))  # the existing dataset is unperturbed
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"the dataset at {tiny_data} holds unperturbed demonstrations, but data.perturbations is {demos}" in \
+        proc.stderr
+
+    fresh = tmp_path / "perturbed_data"
+    config = write_config(tmp_path, tiny_data, "perturbed", data={"perturbations": demos},
+                          stage1={"steps": 2, "checkpoint_every": 2}, stage2={"steps": 2, "checkpoint_every": 2})
+    proc = warpd("train", "--config", str(config), "--set", f"data.path={fresh}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"no dataset at {fresh}: collecting 6 expert episodes of reach_around first" in proc.stdout
+    from warpd_core.data import Dataset
+
+    levels = [r.perturbation for r in Dataset.open(fresh).episodes]
+    assert len(levels) == 6 and all(0 < level < 1 for level in levels)
+    assert read_metadata(tmp_path / "perturbed" / "checkpoint.safetensors")["config"]["data"]["perturbations"] == demos

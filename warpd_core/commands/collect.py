@@ -33,16 +33,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hold-steps", type=non_negative_int, default=0, metavar="N",
                         help="after success, keep recording the expert for N more steps (it holds at the goal), so "
                              "learned policies also see how to stay there (default 0)")
+    parser.add_argument("--perturbations", metavar="YAML",
+                        help="perturb the demonstrations with this spec (e.g. config/perturbations_demos.yaml): "
+                             "each episode runs at a level drawn uniformly in [0, the file's level], so the expert "
+                             "also shows how it recovers from pushes, a moving goal, noisy actions; the dataset "
+                             "keeps true observations and the commanded actions (default: none)")
     parser.add_argument("--successful-only", action="store_true",
                         help="drop episodes in which the expert failed (default: keep them, flagged in the record)")
 
 
 def run(args) -> int:
     from warpd_core.data.collect import collect_dataset
+    from warpd_core.perturb.spec import PerturbationSpec
 
+    spec = PerturbationSpec.from_yaml(args.perturbations) if args.perturbations else None
     result = collect_dataset(args.task, args.out, args.episodes, seed=args.seed, mode_probs=args.mode_probs,
                              hold_steps=args.hold_steps, flush_every=args.flush_every,
-                             successful_only=args.successful_only)
+                             successful_only=args.successful_only, perturbations=spec)
     print(result.report())
     if result.signum is None:
         return 0

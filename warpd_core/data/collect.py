@@ -11,9 +11,19 @@ SIGINT (Ctrl-C) and SIGTERM only set a flag; the rollout stops at the next step,
 episode is dropped, and the writer flushes every finished one before returning. Nothing is
 interrupted halfway through a file write, so no finished episode is lost. A second signal gives
 up at once.
+
+Perturbed demonstrations (`perturbations`, a PerturbationSpec): the expert is closed loop, so
+when pushes, a moving goal, action noise or other masses knock it off its nominal path it shows
+how to recover; a policy learned from clean demonstrations only ever sees that path, and under
+the same perturbations at deployment it meets states (and goals) it was never shown. Episode i
+runs at a level drawn uniformly in [0, spec.level] from its seed, so the dataset mixes calm and
+hard episodes. The expert acts on, and the dataset records, the true observation (observation
+noise is a sensing effect, not something to demonstrate), and each row's action is the one the
+expert commanded; what the arm executed may differ by the action noise and delay.
 """
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from contextlib import closing, contextmanager
@@ -23,6 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from warpd_core.errors import WarpdError
+from warpd_core.perturb.perturber import Perturber
+from warpd_core.perturb.spec import PerturbationSpec
 
 
 @dataclass
@@ -52,14 +64,20 @@ class CollectResult:
 
 def collect_dataset(task: str, out: str | Path, episodes: int, seed: int = 0,
                     mode_probs: dict[str, float] | None = None, hold_steps: int = 0, flush_every: int = 10,
-                    successful_only: bool = False, created_by: str = "warpd collect") -> CollectResult:
-    """Make sure episodes 0..episodes-1 of `task` are in the dataset at `out` (created or continued)."""
+                    successful_only: bool = False, created_by: str = "warpd collect",
+                    perturbations: PerturbationSpec | None = None) -> CollectResult:
+    """Make sure episodes 0..episodes-1 of `task` are in the dataset at `out` (created or continued);
+    with `perturbations`, each episode under its own level in [0, perturbations.level]."""
     from tqdm import tqdm
 
     from warpd_core.data import DatasetInfo, DatasetWriter
 
     env = _make_task(task, mode_probs)
     settings = {"seed": seed, "mode_probs": mode_probs, "hold_steps": hold_steps}
+    if perturbations is not None and perturbations.level > 0:
+        # as JSON reads it back (lists, not tuples), so a resumed run compares equal; only when perturbed, so
+        # datasets collected before perturbed demonstrations existed resume as before
+        settings["perturbations"] = json.loads(json.dumps(perturbations.to_dict()))
     stop = StopRequest()
     info = DatasetInfo.from_task_spec(env.spec, created_by)
     with closing(env), stop.handling(), DatasetWriter(out, info, flush_every=flush_every) as writer:
@@ -87,17 +105,39 @@ def rollout(task, index: int, settings: dict, stop: StopRequest):
     """Run the expert closed-loop for episode `index`; (obs, actions, record), or None if stopped.
 
     Each observation is the one the action was computed from (before the step)."""
-    from warpd_core.data import EpisodeRecord
-
     seed = settings["seed"] + index
     obs = task.reset(seed)
+    perturber = episode_perturber(task, settings, seed)
+    try:
+        return _expert_episode(task, index, seed, obs, settings, perturber, stop)
+    finally:
+        perturber.restore()
+
+
+def episode_perturber(task, settings: dict, seed: int) -> Perturber:
+    """The perturbations of episode `seed` (none without settings["perturbations"]), reset for it:
+    its level is uniform in [0, spec.level], from a stream of its own."""
+    if "perturbations" not in settings:
+        spec = PerturbationSpec.none()
+    else:
+        spec = PerturbationSpec.from_dict(settings["perturbations"])
+        spec = spec.at_level(spec.level * np.random.default_rng([seed, 2]).uniform())
+    perturber = Perturber(task, spec)
+    perturber.reset(seed)
+    return perturber
+
+
+def _expert_episode(task, index, seed, obs, settings, perturber, stop):
+    from warpd_core.data import EpisodeRecord
+
     expert = task.expert(rng=np.random.default_rng([seed, 1]))  # own stream: mode independent of start pose
     observations, actions, success_at, final = [], [], None, None
     while not stop.requested:
         action = np.asarray(expert(obs), dtype=np.float32)
         observations.append(obs)
         actions.append(action)
-        result = task.step(action)
+        perturber.before_step(len(actions) - 1)
+        result = task.step(perturber.act(action))
         obs = result.obs
         if result.success and success_at is None:
             success_at, final = len(actions), result
@@ -107,7 +147,8 @@ def rollout(task, index: int, settings: dict, stop: StopRequest):
             final = final or result
             record = EpisodeRecord(
                 index, task.spec.name, len(actions), success=bool(final.success), mode=task.mode_reached(),
-                task_version=task.spec.version, seed=seed, expert=expert.name, perturbation=0.0,
+                task_version=task.spec.version, seed=seed, expert=expert.name,
+                perturbation=perturber.spec.level,
                 metadata={"intended_mode": expert.mode, "final_distance": float(final.info["distance"]),
                           "steps_to_success": success_at, "collect": settings})
             return np.stack(observations), np.stack(actions), record
@@ -133,15 +174,19 @@ def _check_same_settings(records, settings: dict, out: str) -> None:
         earlier = record.metadata.get("collect")
         if earlier != settings:
             raise WarpdError(f"{out} holds episodes collected with {_flags(earlier)}, this run uses {_flags(settings)}",
-                             "rerun with the same --seed and --mode-probs to continue it, or use another --out")
+                             "rerun with the same --seed, --mode-probs and --perturbations to continue it, or use "
+                             "another --out")
 
 
 def _flags(settings: dict | None) -> str:
     if not settings:
         return "other settings (not by warpd collect)"
     probs = settings["mode_probs"]
-    return f"--seed {settings['seed']} " + (f"--mode-probs {','.join(f'{m}={p:g}' for m, p in probs.items())}"
-                                            if probs else "and default mode probabilities")
+    flags = f"--seed {settings['seed']} " + (f"--mode-probs {','.join(f'{m}={p:g}' for m, p in probs.items())}"
+                                             if probs else "and default mode probabilities")
+    if "perturbations" in settings:
+        flags += f" and perturbations up to level {settings['perturbations']['level']:g}"
+    return flags
 
 
 class StopRequest:

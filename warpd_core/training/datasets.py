@@ -26,13 +26,16 @@ def ensure_datasets(config, ctx: DistContext) -> list:
                              f"{path} --task-name {task} ...` (README, \"Your own robot\"), or fix data.path")
         if not (path / "dataset.json").exists() and ctx.is_main:
             print(f"[train] no dataset at {path}: collecting {data.episodes} expert episodes of {task} first")
-            result = collect_dataset(task, path, data.episodes, seed=data.seed, hold_steps=data.hold_steps)
+            result = collect_dataset(task, path, data.episodes, seed=data.seed, hold_steps=data.hold_steps,
+                                     perturbations=demo_perturbations(data))
             print(result.report())
             if result.signum is not None:
                 print(result.interruption(), file=sys.stderr)
                 raise WarpdError(f"collecting the dataset at {path} failed")
     ctx.barrier()
     datasets = [Dataset.open(data.dataset_path(task)) for task in data.task_list]
+    for dataset in datasets:
+        _check_collected_as_configured(dataset, data)
     first = datasets[0].info
     for dataset in datasets[1:]:  # one model, one observation/action layout
         if (dataset.info.obs_names, dataset.info.action_names) != (first.obs_names, first.action_names):
@@ -40,6 +43,30 @@ def ensure_datasets(config, ctx: DistContext) -> list:
                              "action names", "multitask training needs tasks with the same observation and "
                              "action layout")
     return datasets
+
+
+def demo_perturbations(data):
+    """The PerturbationSpec the demonstrations are collected under (data.perturbations), or None."""
+    from warpd_core.perturb.spec import PerturbationSpec
+
+    return PerturbationSpec.from_yaml(data.perturbations) if data.perturbations else None
+
+
+def _check_collected_as_configured(dataset, data) -> None:
+    """A dataset `warpd collect` made under other perturbations than data.perturbations says would be
+    trained on silently (it exists, so nothing is collected): refuse it. Imported datasets carry no
+    collect settings and pass."""
+    import json
+
+    spec = demo_perturbations(data)
+    wanted = json.loads(json.dumps(spec.to_dict())) if spec is not None and spec.level > 0 else None
+    for record in dataset.episodes:
+        settings = record.metadata.get("collect")
+        if settings is not None and settings.get("perturbations") != wanted:
+            have = "perturbed" if settings.get("perturbations") else "unperturbed"
+            raise WarpdError(f"the dataset at {dataset.path} holds {have} demonstrations, but data.perturbations is "
+                             f"{data.perturbations or 'unset'}", "point data.path at another directory (training "
+                             "collects it), or set data.perturbations to what the dataset was collected with")
 
 
 def demonstrations(datasets, task_names: list[str]) -> list[tuple[np.ndarray, np.ndarray, int]]:

@@ -31,6 +31,7 @@ class DataConfig:
     seed: int = 0
     horizon: int = 16  # H: window length the encoder sees and L_BC / L_RO cover
     hold_steps: int = 16  # expert keeps demonstrating this long after success (how to stay at the goal)
+    perturbations: str | None = None  # spec YAML: episodes perturbed at levels in [0, its level] (how to recover)
 
     @property
     def task_list(self) -> list[str]:
@@ -47,6 +48,13 @@ class DataConfig:
         The single `task` is not checked: it may name an imported dataset's task (e.g. "rosbag")."""
         from warpd_core.tasks.registry import task_names, unknown_task_error
 
+        if self.perturbations is not None:  # a missing or malformed spec fails now, not when collecting
+            from warpd_core.perturb.spec import PerturbationSpec
+
+            try:
+                PerturbationSpec.from_yaml(self.perturbations)
+            except WarpdError as exc:
+                raise WarpdError(f"{where}: data.perturbations: {exc}", exc.hint) from None
         known = set(task_names())
         for name in self.tasks:
             if name not in known:
