@@ -110,7 +110,7 @@ def test_multitask_config_validation(tmp_path):
 def test_shipped_configs_load():
     single = TrainConfig.from_yaml(REPO / "config/train_reach_around.yaml")
     assert single.data.task_list == ["reach_around"] and single.data.dataset_path("reach_around") == \
-        Path("runs/data/reach_around")
+        Path("runs/data/reach_around_perturbed")
     for name in ("train_mt10.yaml", "train_mt10_full.yaml"):
         mt10 = TrainConfig.from_yaml(REPO / "config" / name)
         assert len(mt10.data.task_list) == 10 and all(t.startswith("metaworld/") for t in mt10.data.task_list)
