@@ -122,7 +122,7 @@ def to_markdown(args, experts, evals, demo, lat, meta, rows, cost, names, pictur
               + (f"{100 * gap16:.0f} points — **{_verdict(gap16 <= 0.15)}**" if gap16 is not None
                  else "not measured (dataset not found)"),
               f"- Checkpoint size {size_mb:.1f} MB — ≤ 20 MB **{_verdict(size_mb <= 20)}**",
-              f"- One plan ({lat['steps']} DDIM steps + decode, torch on 1 thread): {lat['plan_ms'][0]:.1f} ms median, "
+              f"- One plan ({lat['steps']} {lat['sampler']} steps + decode, torch on 1 thread): {lat['plan_ms'][0]:.1f} ms median, "
               f"{lat['plan_ms'][1]:.1f} ms p95; generated policy select_action {lat['act_us'][0]:.1f} µs median"]
     if "train_seconds" in extra:
         t = extra["train_seconds"]

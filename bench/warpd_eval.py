@@ -5,7 +5,7 @@ Measured in one run:
   and the mode shares of successful rollouts next to the demonstrations' shares;
 - multimodality from one start state: many planner seeds for the same initial observation,
   rolled out, mode shares reported;
-- latency of one plan (DDIM sample of `sample_steps` + hypernetwork decode), and of the numpy
+- latency of one plan (the checkpoint's sampler, `sample_steps` steps, + hypernetwork decode), and of the numpy
   policy's select_action;
 - training time of both stages as recorded by `warpd train` in the checkpoint.
 
@@ -92,7 +92,8 @@ def _latency(checkpoint, task_name, repeats) -> dict:
         policy.select_action(obs)
         act_us.append((time.perf_counter() - start) * 1e6)
     return {"plan_ms": np.percentile(plan_ms, [50, 95]), "act_us": np.percentile(act_us, [50, 99]),
-            "steps": planner.model.config.diffusion.sample_steps}
+            "steps": planner.model.config.diffusion.sample_steps,
+            "sampler": planner.model.config.diffusion.sampler.upper()}  # DDIM or DPM (DPM-Solver++)
 
 
 def plot(rows, demo, path: Path) -> Path:
@@ -158,7 +159,7 @@ def to_markdown(args, rows, demo, one_state, lat, meta, picture) -> str:
               f"**{'met' if within else 'MISSED'}**",
               f"- One start state (seed {EVAL_SEED}), {args.one_state} planner seeds: "
               + ", ".join(f"{m} {c}" for m, c in sorted(one_state.items())),
-              f"- One plan ({lat['steps']}-step DDIM + decode, torch on 1 thread as in warpd_planner), single state: "
+              f"- One plan ({lat['steps']} {lat['sampler']} steps + decode, torch on 1 thread as in warpd_planner), single state: "
               f"{lat['plan_ms'][0]:.1f} ms median, "
               f"{lat['plan_ms'][1]:.1f} ms p95 — goal ≤20 ms **{'met' if lat['plan_ms'][1] <= 20 else 'MISSED'}**",
               f"- Generated policy select_action: {lat['act_us'][0]:.1f} µs median, {lat['act_us'][1]:.1f} µs p99 "
