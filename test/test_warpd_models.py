@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from conftest import REPO
 from warpd_core.errors import WarpdError
 from warpd_core.policies.warpd.checkpoint import content_hash, load_checkpoint, save_checkpoint
 from warpd_core.policies.warpd.config import TrainConfig
@@ -222,6 +223,16 @@ def test_unknown_decoder_or_sampler_fails_at_load():
     with pytest.raises(WarpdError, match="trailing with prediction epsilon") as info:
         tiny_config(diffusion={"timestep_spacing": "trailing"})
     assert "prediction sample" in info.value.hint
+
+
+def test_data_perturbations_is_a_spec_path_or_null():
+    demos = str(REPO / "config" / "perturbations_demos.yaml")
+    assert tiny_config(data={"perturbations": demos}).data.perturbations == demos
+    assert tiny_config(data={"perturbations": None}).data.perturbations is None  # null, as --set writes it
+    with pytest.raises(WarpdError, match="data: perturbations must be a string or null, got 3"):
+        tiny_config(data={"perturbations": 3})
+    with pytest.raises(WarpdError, match="data.perturbations: cannot read perturbation spec nope.yaml"):
+        tiny_config(data={"perturbations": "nope.yaml"})
 
 
 def test_truncated_checkpoint_is_refused(tmp_path):

@@ -51,6 +51,12 @@ def build_dataclass(cls, data, where: str):
 
 
 def _coerce(value, default, label, annotation: str = ""):
+    if value is None and annotation.replace(" ", "").endswith("|None"):  # optional: null leaves it unset
+        return None
+    if default is None:  # an optional string (a path)
+        if not isinstance(value, str):
+            raise WarpdError(f"{label} must be a string or null, got {value!r}")
+        return value
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int):
