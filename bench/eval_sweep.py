@@ -29,7 +29,8 @@ from warpd_core.eval.sweep import format_rate, paired_difference, run_sweep_to_c
 from warpd_core.eval.sweep_plots import plot_success
 
 SWEEP_DIR = Path("runs/bench_eval")
-METHODS = ("expert", "warpd", "warpd_chunked", "dp", "dp_4_steps", "warpd_no_wm")  # those whose checkpoint exists run
+METHODS = ("expert", "warpd", "warpd_clean_demos", "warpd_chunked", "dp", "dp_4_steps",
+           "warpd_no_wm")  # those whose checkpoint exists run
 K_REF = 16  # the horizon both methods are compared at (DP's chunk length)
 GOAL_RATIO, GOAL_MARGIN, GOAL_HORIZON_GAP = 100.0, 0.20, 0.10
 GOAL_SUCCESS_GAP, GOAL_MODE_GAP, GOAL_PLAN_P95_S = 0.02, 0.15, 0.002  # issue 16, against warpd_chunked
@@ -249,6 +250,10 @@ def to_markdown(plan, rows, cost, goal_rows, missing, pictures, command) -> str:
     lines += ["", "### Goals (issues 6 and 16)", ""]
     for what, value, ok in goal_rows:
         lines.append(f"- {what}: {value} — **{'met' if ok else 'MISSED' if ok is not None else 'not measured'}**")
+    if any(m.name == "warpd_clean_demos" for m in plan.methods):
+        lines += ["", "`warpd_clean_demos` is the shipped WARPD's config trained on as many unperturbed demonstrations: "
+                  "the rows between it and `warpd` are what the perturbed demonstrations change (same model, "
+                  "training steps and seed)."]
     lines += ["", "The world-model ablation over perturbation levels is the row `warpd_no_wm` above (same seeds), "
               "and its own benchmark is in [Ablation: without the world-model losses]"
               "(#ablation-without-the-world-model-losses)."]
