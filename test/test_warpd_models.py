@@ -231,8 +231,18 @@ def test_data_perturbations_is_a_spec_path_or_null():
     assert tiny_config(data={"perturbations": None}).data.perturbations is None  # null, as --set writes it
     with pytest.raises(WarpdError, match="data: perturbations must be a string or null, got 3"):
         tiny_config(data={"perturbations": 3})
-    with pytest.raises(WarpdError, match="data.perturbations: cannot read perturbation spec nope.yaml"):
-        tiny_config(data={"perturbations": "nope.yaml"})
+    # a recorded config names the spec but never needs it: training reads it (test_warpd_training)
+    assert tiny_config(data={"perturbations": "nope.yaml"}).data.perturbations == "nope.yaml"
+
+
+def test_a_checkpoint_loads_wherever_it_runs(tmp_path, monkeypatch):
+    """The shipped checkpoints were trained on perturbed demonstrations: their recorded config names
+    config/perturbations_demos.yaml, relative to the checkout. A planner started elsewhere (ros2 launch
+    from an installed package) must load them all the same."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("reach_around", "panda_reach_around"):
+        model = load_checkpoint(REPO / "checkpoints" / name / "checkpoint.safetensors")
+        assert model.config.data.perturbations == "config/perturbations_demos.yaml"
 
 
 def test_truncated_checkpoint_is_refused(tmp_path):

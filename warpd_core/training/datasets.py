@@ -46,10 +46,19 @@ def ensure_datasets(config, ctx: DistContext) -> list:
 
 
 def demo_perturbations(data):
-    """The PerturbationSpec the demonstrations are collected under (data.perturbations), or None."""
+    """The PerturbationSpec the demonstrations are collected under (data.perturbations), or None.
+
+    Read here, when training starts and before anything is collected, not when a config is built: a
+    checkpoint carries its training config, and loading it must not need the spec file where it runs."""
     from warpd_core.perturb.spec import PerturbationSpec
 
-    return PerturbationSpec.from_yaml(data.perturbations) if data.perturbations else None
+    if not data.perturbations:
+        return None
+    try:
+        return PerturbationSpec.from_yaml(data.perturbations)
+    except WarpdError as exc:
+        raise WarpdError(f"data.perturbations: {exc}", exc.hint or "give the path of a perturbation spec YAML, "
+                         "e.g. config/perturbations_demos.yaml, or null") from None
 
 
 def _check_collected_as_configured(dataset, data) -> None:

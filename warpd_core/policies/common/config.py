@@ -48,13 +48,6 @@ class DataConfig:
         The single `task` is not checked: it may name an imported dataset's task (e.g. "rosbag")."""
         from warpd_core.tasks.registry import task_names, unknown_task_error
 
-        if self.perturbations is not None:  # a missing or malformed spec fails now, not when collecting
-            from warpd_core.perturb.spec import PerturbationSpec
-
-            try:
-                PerturbationSpec.from_yaml(self.perturbations)
-            except WarpdError as exc:
-                raise WarpdError(f"{where}: data.perturbations: {exc}", exc.hint) from None
         known = set(task_names())
         for name in self.tasks:
             if name not in known:
