@@ -74,10 +74,9 @@ def collect_dataset(task: str, out: str | Path, episodes: int, seed: int = 0,
 
     env = _make_task(task, mode_probs)
     settings = {"seed": seed, "mode_probs": mode_probs, "hold_steps": hold_steps}
-    if perturbations is not None and perturbations.level > 0:
-        # as JSON reads it back (lists, not tuples), so a resumed run compares equal; only when perturbed, so
-        # datasets collected before perturbed demonstrations existed resume as before
-        settings["perturbations"] = json.loads(json.dumps(perturbations.to_dict()))
+    recorded = recorded_perturbations(perturbations)
+    if recorded is not None:
+        settings["perturbations"] = recorded
     stop = StopRequest()
     info = DatasetInfo.from_task_spec(env.spec, created_by)
     with closing(env), stop.handling(), DatasetWriter(out, info, flush_every=flush_every) as writer:
@@ -99,6 +98,15 @@ def _collect(task, todo, settings, successful_only, writer, stop, bar) -> int:
             kept += 1
         bar.update()
     return kept
+
+
+def recorded_perturbations(spec: PerturbationSpec | None) -> dict | None:
+    """How an episode's collect settings record `spec`: as JSON reads it back (lists, not tuples), so a
+    resumed run and training's dataset check compare equal; None when unperturbed, so datasets collected
+    before perturbed demonstrations existed resume as before."""
+    if spec is None or spec.level <= 0:
+        return None
+    return json.loads(json.dumps(spec.to_dict()))
 
 
 def rollout(task, index: int, settings: dict, stop: StopRequest):

@@ -18,6 +18,7 @@ def ensure_datasets(config, ctx: DistContext) -> list:
     from warpd_core.tasks.registry import task_names
 
     data = config.data
+    perturbations = demo_perturbations(data)
     for task in data.task_list:
         path = data.dataset_path(task)
         if not (path / "dataset.json").exists() and task not in task_names():
@@ -27,7 +28,7 @@ def ensure_datasets(config, ctx: DistContext) -> list:
         if not (path / "dataset.json").exists() and ctx.is_main:
             print(f"[train] no dataset at {path}: collecting {data.episodes} expert episodes of {task} first")
             result = collect_dataset(task, path, data.episodes, seed=data.seed, hold_steps=data.hold_steps,
-                                     perturbations=demo_perturbations(data))
+                                     perturbations=perturbations)
             print(result.report())
             if result.signum is not None:
                 print(result.interruption(), file=sys.stderr)
@@ -35,7 +36,7 @@ def ensure_datasets(config, ctx: DistContext) -> list:
     ctx.barrier()
     datasets = [Dataset.open(data.dataset_path(task)) for task in data.task_list]
     for dataset in datasets:
-        _check_collected_as_configured(dataset, data)
+        _check_collected_as_configured(dataset, data, perturbations)
     first = datasets[0].info
     for dataset in datasets[1:]:  # one model, one observation/action layout
         if (dataset.info.obs_names, dataset.info.action_names) != (first.obs_names, first.action_names):
@@ -61,14 +62,13 @@ def demo_perturbations(data):
                          "e.g. config/perturbations_demos.yaml, or null") from None
 
 
-def _check_collected_as_configured(dataset, data) -> None:
+def _check_collected_as_configured(dataset, data, perturbations) -> None:
     """A dataset `warpd collect` made under other perturbations than data.perturbations says would be
     trained on silently (it exists, so nothing is collected): refuse it. Imported datasets carry no
     collect settings and pass."""
-    import json
+    from warpd_core.data.collect import recorded_perturbations
 
-    spec = demo_perturbations(data)
-    wanted = json.loads(json.dumps(spec.to_dict())) if spec is not None and spec.level > 0 else None
+    wanted = recorded_perturbations(perturbations)
     for record in dataset.episodes:
         settings = record.metadata.get("collect")
         if settings is not None and settings.get("perturbations") != wanted:
